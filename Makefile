@@ -1,0 +1,171 @@
+# libllmroute - see README.md. GNU make.
+#
+#   make            library (static + shared), the llmroute CLI, examples
+#   make check      the whole test suite (installs missing Debian packages)
+#   make demo       the CLI against the bundled provider emulator
+#   make asan       the suite under AddressSanitizer + UBSan
+#   make tsan       the threaded tests under ThreadSanitizer
+#   make install PREFIX=/usr/local DESTDIR=    /    make uninstall
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define LLMR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/llmroute.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define LLMR_VERSION_MINOR \([0-9]*\).*/\1/p' include/llmroute.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define LLMR_VERSION_PATCH \([0-9]*\).*/\1/p' include/llmroute.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME  := libllmroute.so.$(VERSION_MAJOR)
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+PCDIR   ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+B       ?= build
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+SANITIZE ?=
+OPT     ?= -O2 -g
+
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl libcjson 2>/dev/null)
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl libcjson 2>/dev/null || echo -lcurl -lcjson)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wformat=2
+CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) \
+           -Iinclude $(DEP_CFLAGS)
+ifneq ($(SANITIZE),)
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+LIB_CFLAGS := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -DLLMR_BUILDING
+# tests and tools: same warnings, but cmocka's macros trip -Wconversion
+TEST_CFLAGS := $(filter-out -Wconversion -Wmissing-prototypes,$(CFLAGS_BASE)) -Isrc
+LIBS    := $(DEP_LIBS) -lpthread -lm
+
+LIB_SRC := $(wildcard src/*.c src/providers/*.c)
+LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+STATIC  := $(B)/libllmroute.a
+SHARED  := $(B)/libllmroute.so.$(VERSION)
+CLI     := $(B)/llmroute
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+INT_TESTS  := $(patsubst tests/integration/%.c,$(B)/tests/%,$(wildcard tests/integration/test_*.c))
+SUPPORT_SRC := $(wildcard tests/support/*.c)
+
+.PHONY: all lib cli examples tests check test-run deps deps-test demo asan tsan \
+        install uninstall clean bench fuzz
+
+all: lib cli examples
+
+lib: $(STATIC) $(SHARED)
+cli: $(CLI)
+examples: $(EXAMPLES)
+tests: $(UNIT_TESTS) $(INT_TESTS)
+
+$(B)/obj/%.o: src/%.c $(wildcard src/*.h src/providers/*.h include/*.h include/llmroute/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--as-needed \
+	  $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	ln -sf libllmroute.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libllmroute.so
+
+$(CLI): cli/llmroute.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+$(B)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(STATIC) $(SUPPORT_SRC) $(wildcard tests/support/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
+
+$(B)/tests/%: tests/integration/%.c $(STATIC) $(SUPPORT_SRC) $(wildcard tests/support/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
+
+# ---- dependencies ----------------------------------------------------------
+
+deps:
+	@sh scripts/deps.sh build
+
+deps-test:
+	@sh scripts/deps.sh test
+
+# ---- tests -----------------------------------------------------------------
+
+# The whole suite: unit and integration tests, the export and man-page
+# checks, the install + pkg-config test. Ends with "N passed, N failed".
+check: deps-test
+	@$(MAKE) --no-print-directory all tests
+	@B=$(B) sh tests/run.sh all
+
+# Run the suite of an already-built tree (used by asan/tsan).
+test-run:
+	@B=$(B) sh tests/run.sh $(SUITE)
+
+asan: deps-test
+	@$(MAKE) --no-print-directory B=build-asan SANITIZE=address,undefined OPT="-O1 -g" all tests
+	@B=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh tests
+
+tsan: deps-test
+	@$(MAKE) --no-print-directory B=build-tsan SANITIZE=thread OPT="-O1 -g" all tests
+	@B=build-tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  sh tests/run.sh threads
+
+demo: deps-test
+	@$(MAKE) --no-print-directory all
+	@B=$(B) sh scripts/demo.sh
+
+bench:
+	@echo "benchmarks: see issue 7 (not built yet)"
+
+# ---- install ---------------------------------------------------------------
+
+pkgconfig/llmroute.pc: pkgconfig/llmroute.pc.in include/llmroute.h Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(B)/llmroute.pc: pkgconfig/llmroute.pc.in include/llmroute.h
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+install: all
+	@rm -f $(B)/llmroute.pc
+	@$(MAKE) --no-print-directory $(B)/llmroute.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/llmroute $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libllmroute.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllmroute.so
+	install -m 644 include/llmroute.h $(DESTDIR)$(INCDIR)/
+	install -m 644 include/llmroute/provider.h $(DESTDIR)$(INCDIR)/llmroute/
+	install -m 644 $(B)/llmroute.pc $(DESTDIR)$(PCDIR)/llmroute.pc
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	if ls man/man1/*.1 >/dev/null 2>&1; then install -m 644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libllmroute.a $(DESTDIR)$(LIBDIR)/libllmroute.so \
+	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllmroute.so.$(VERSION) \
+	  $(DESTDIR)$(INCDIR)/llmroute.h $(DESTDIR)$(PCDIR)/llmroute.pc \
+	  $(DESTDIR)$(BINDIR)/llmroute
+	rm -f $(DESTDIR)$(INCDIR)/llmroute/provider.h
+	-rmdir $(DESTDIR)$(INCDIR)/llmroute 2>/dev/null
+	for f in man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$f); done
+	for f in man/man1/*.1; do [ -e "$$f" ] && rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$f); done; true
+
+clean:
+	rm -rf build build-asan build-tsan pkgconfig/llmroute.pc

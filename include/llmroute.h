@@ -1,0 +1,350 @@
+/*
+ * libllmroute - one C API for every hosted LLM, with fallback across models,
+ * streaming and a local ledger. No daemon, no middleman.
+ *
+ * This is the only header an application includes.
+ *
+ * Conventions (see llmroute(3)):
+ *  - Every function that can fail returns an llmr_status (LLMR_OK == 0,
+ *    errors are negative). Out-parameters come last.
+ *  - A `const char *` argument is borrowed for the duration of the call only;
+ *    the library copies whatever it keeps.
+ *  - A `const char *` return value is borrowed from the object it came from
+ *    and stays valid until that object is freed.
+ *  - A `char *` return value belongs to the caller: release it with
+ *    llmr_free().
+ *  - Every *_new has a matching *_free, and *_free(NULL) does nothing.
+ *  - The library never prints, never calls abort() or exit().
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef LLMROUTE_H
+#define LLMROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+#define LLMR_VERSION_MAJOR 0
+#define LLMR_VERSION_MINOR 1
+#define LLMR_VERSION_PATCH 0
+#define LLMR_VERSION_STRING "0.1.0"
+/* 0xMMmmpp: compare with >= to test for a feature's presence. */
+#define LLMR_VERSION_NUM                                                       \
+  ((LLMR_VERSION_MAJOR << 16) | (LLMR_VERSION_MINOR << 8) | LLMR_VERSION_PATCH)
+
+/* ---- symbol export ------------------------------------------------------ */
+
+#if defined(LLMR_STATIC)
+#define LLMR_API
+#elif defined(_WIN32)
+#ifdef LLMR_BUILDING
+#define LLMR_API __declspec(dllexport)
+#else
+#define LLMR_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) || defined(__clang__)
+#define LLMR_API __attribute__((visibility("default")))
+#else
+#define LLMR_API
+#endif
+
+/* ---- status codes ------------------------------------------------------- */
+
+/*
+ * X-macro table: NAME, value, description. Codes are only ever appended;
+ * a value is never reused or removed.
+ */
+#define LLMR_STATUS_MAP(XX)                                                    \
+  XX(OK, 0, "success")                                                         \
+  XX(E_NOMEM, -1, "out of memory")                                             \
+  XX(E_INVAL, -2, "invalid argument")                                          \
+  XX(E_TRANSPORT, -3, "could not connect to the provider")                     \
+  XX(E_TIMEOUT, -4, "timed out")                                               \
+  XX(E_TLS, -5, "TLS handshake or certificate verification failed")            \
+  XX(E_AUTH, -6, "authentication failed or permission denied")                 \
+  XX(E_RATE_LIMITED, -7, "rate limited by the provider")                       \
+  XX(E_OVERLOADED, -8, "provider overloaded")                                  \
+  XX(E_SERVER, -9, "provider server error")                                    \
+  XX(E_BAD_REQUEST, -10, "request rejected by the provider")                   \
+  XX(E_NOT_FOUND, -11, "model or endpoint not found")                          \
+  XX(E_PAYMENT, -12, "insufficient credits or quota")                          \
+  XX(E_CONTEXT_LENGTH, -13, "prompt exceeds the model's context window")       \
+  XX(E_CONTENT_FILTER, -14, "blocked by the provider's content filter")        \
+  XX(E_PROTOCOL, -15, "malformed response from the provider")                  \
+  XX(E_TOO_LARGE, -16, "response exceeded the size cap")                       \
+  XX(E_ABORTED, -17, "aborted by the caller")                                  \
+  XX(E_ALL_FAILED, -18, "every model in the fallback list failed")             \
+  XX(E_NO_PROVIDER, -19, "no provider registered for the model slug")          \
+  XX(E_NO_KEY, -20, "no API key configured for the provider")                  \
+  XX(E_CAPABILITY, -21, "model lacks a capability the request needs")          \
+  XX(E_BUDGET, -22, "the call would exceed a budget")                          \
+  XX(E_PROVIDER, -23, "provider returned an error")
+
+typedef enum llmr_status {
+#define LLMR__STATUS_ENUM(name, val, desc) LLMR_##name = val,
+  LLMR_STATUS_MAP(LLMR__STATUS_ENUM)
+#undef LLMR__STATUS_ENUM
+} llmr_status;
+
+/* Human-readable description of a status ("timed out"). Never NULL; a static
+ * string. Thread-safe. */
+LLMR_API const char *llmr_status_str(llmr_status status);
+
+/* The status's symbolic name ("LLMR_E_TIMEOUT"), or "LLMR_E_UNKNOWN" for a
+ * value not in the table. A static string. Thread-safe. */
+LLMR_API const char *llmr_status_name(llmr_status status);
+
+/* Runtime version string, e.g. "0.1.0". Static. */
+LLMR_API const char *llmr_version(void);
+
+/* Runtime version number (LLMR_VERSION_NUM of the library actually loaded). */
+LLMR_API unsigned llmr_version_num(void);
+
+/* Release memory the library handed to the caller as `char *`. NULL is fine. */
+LLMR_API void llmr_free(void *ptr);
+
+/* Size of the error buffers the *_ex functions take; shorter buffers are
+ * allowed and get a truncated message. */
+#define LLMR_ERRBUF_SIZE 256
+
+/* ---- opaque types ------------------------------------------------------- */
+
+typedef struct llmr_router llmr_router;     /* thread-safe, shared */
+typedef struct llmr_request llmr_request;   /* one thread at a time */
+typedef struct llmr_response llmr_response; /* one thread at a time */
+
+/* ---- requests ----------------------------------------------------------- */
+
+typedef enum llmr_role {
+  LLMR_ROLE_SYSTEM = 0,
+  LLMR_ROLE_USER = 1,
+  LLMR_ROLE_ASSISTANT = 2,
+  LLMR_ROLE_TOOL = 3,
+  LLMR_ROLE_DEVELOPER = 4 /* OpenAI's newer name for system */
+} llmr_role;
+
+/* Create an empty chat request. *out is set to NULL on failure.
+ * Free with llmr_request_free(). */
+LLMR_API llmr_status llmr_request_new(llmr_request **out);
+
+/* Free a request and everything it holds. NULL is a no-op. */
+LLMR_API void llmr_request_free(llmr_request *req);
+
+/* Parse an OpenAI Chat Completions request body (model, messages, tools,
+ * tool_choice, response_format, temperature, top_p, max_tokens or
+ * max_completion_tokens, stop, seed, user, reasoning_effort...).
+ * `model`, `models`, `stream` and `stream_options` are accepted and ignored
+ * here (the call decides them); other unknown fields are kept and passed
+ * through unchanged to OpenAI-compatible providers.
+ * On failure *out is NULL and, if errbuf is not NULL, errbuf receives a
+ * NUL-terminated message naming the bad field, e.g.
+ * "messages[1].role: expected one of system, developer, user, assistant, tool".
+ * `json` is borrowed; len may be 0 when json is NUL-terminated. */
+LLMR_API llmr_status llmr_request_from_json(const char *json, size_t len,
+                                            llmr_request **out, char *errbuf,
+                                            size_t errbuf_size);
+
+/* The request as an OpenAI Chat Completions JSON body, without `model`.
+ * Caller frees the result with llmr_free(). NULL on out-of-memory. */
+LLMR_API char *llmr_request_to_json(const llmr_request *req);
+
+/* Append a message with text content. `content` may be NULL for an assistant
+ * message that only carries tool calls. Copies its arguments. */
+LLMR_API llmr_status llmr_request_add_message(llmr_request *req,
+                                              llmr_role role,
+                                              const char *content);
+
+/* Add a tool call to the last message, which must be an assistant message
+ * (LLMR_E_INVAL otherwise). `arguments_json` is the JSON text of the
+ * arguments, as OpenAI sends it ("{\"city\":\"Paris\"}"). */
+LLMR_API llmr_status llmr_request_add_tool_call(llmr_request *req,
+                                                const char *id,
+                                                const char *name,
+                                                const char *arguments_json);
+
+/* Append a tool-result message (role tool) answering tool call `tool_call_id`. */
+LLMR_API llmr_status llmr_request_add_tool_result(llmr_request *req,
+                                                  const char *tool_call_id,
+                                                  const char *content);
+
+/* Declare a function tool. `parameters_json` is a JSON Schema object as text,
+ * or NULL for a tool without parameters. LLMR_E_INVAL if it does not parse. */
+LLMR_API llmr_status llmr_request_add_tool(llmr_request *req, const char *name,
+                                           const char *description,
+                                           const char *parameters_json);
+
+/* Sampling and limits. Values out of range give LLMR_E_INVAL and leave the
+ * request unchanged: temperature 0..2, top_p 0..1, max_tokens >= 1. */
+LLMR_API llmr_status llmr_request_set_temperature(llmr_request *req,
+                                                  double temperature);
+LLMR_API llmr_status llmr_request_set_top_p(llmr_request *req, double top_p);
+LLMR_API llmr_status llmr_request_set_max_tokens(llmr_request *req,
+                                                 int64_t max_tokens);
+LLMR_API llmr_status llmr_request_set_seed(llmr_request *req, int64_t seed);
+
+/* Append one stop sequence (OpenAI allows up to 4). */
+LLMR_API llmr_status llmr_request_add_stop(llmr_request *req,
+                                           const char *stop);
+
+/* Tags recorded with the call (and, later, in the ledger). The user tag is
+ * also sent as OpenAI's `user` where the provider accepts it. NULL clears. */
+LLMR_API llmr_status llmr_request_set_app(llmr_request *req, const char *app);
+LLMR_API llmr_status llmr_request_set_user(llmr_request *req,
+                                           const char *user);
+
+/* Number of messages in the request. */
+LLMR_API size_t llmr_request_message_count(const llmr_request *req);
+
+/* ---- router ------------------------------------------------------------- */
+
+/*
+ * Create a router. config_json may be NULL: every built-in provider is then
+ * configured from the environment (<PROVIDER>_API_KEY for keys,
+ * LLMR_<PROVIDER>_BASE_URL for base URLs). A config JSON document can set
+ * timeouts, caps, TLS trust and per-provider settings, and can add more
+ * OpenAI-compatible hosts; see llmr_router_new(3) for its fields.
+ *
+ * The router is thread-safe: any number of threads may call llmr_complete()
+ * on it at once. Free it with llmr_router_free() once no call is running.
+ */
+LLMR_API llmr_status llmr_router_new(const char *config_json,
+                                     llmr_router **out);
+
+/* Same as llmr_router_new(), with a message on failure in errbuf (may be
+ * NULL), e.g. "providers.openai.base_url: expected a string". */
+LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
+                                        llmr_router **out, char *errbuf,
+                                        size_t errbuf_size);
+
+/* Free a router, its connection pool and providers. NULL is a no-op. No call
+ * may be running on it. */
+LLMR_API void llmr_router_free(llmr_router *r);
+
+/*
+ * Run a chat completion, trying each slug of `models` in order
+ * ("provider/model-id"; the model id may itself contain '/').
+ * The router moves on to the next slug when a model is unreachable, times
+ * out, is rate limited or overloaded, answers 5xx, or its provider has no
+ * key; it stops at errors the request itself caused (400).
+ *
+ * *out always receives a response object (unless out is NULL or memory ran
+ * out), success or not, which the caller frees with llmr_response_free().
+ * The return value equals llmr_response_status(*out).
+ * Thread-safe; `req` is only read.
+ */
+LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
+                                   size_t n_models, const llmr_request *req,
+                                   llmr_response **out);
+
+/*
+ * JSON in, JSON out, for FFI callers: an OpenAI Chat Completions request
+ * with `model` (a slug) or `models` (an array of slugs), and an OpenAI
+ * chat.completion document back, with an extra "llmroute" object (provider,
+ * native model, attempts). On failure the document is
+ * {"error": {"message", "type", "code", "http_status", "retryable",
+ * "retry_after_s"}, "llmroute": {...}}. *response_json is set in both cases
+ * (NULL only on out-of-memory) and the caller frees it with llmr_free().
+ */
+LLMR_API llmr_status llmr_complete_json(llmr_router *r,
+                                        const char *request_json,
+                                        char **response_json);
+
+/* ---- responses ---------------------------------------------------------- */
+
+typedef enum llmr_tokens {
+  LLMR_TOKENS_PROMPT = 0,     /* includes cached tokens */
+  LLMR_TOKENS_COMPLETION = 1, /* includes reasoning tokens */
+  LLMR_TOKENS_TOTAL = 2,
+  LLMR_TOKENS_CACHED = 3,     /* prompt tokens read from a cache */
+  LLMR_TOKENS_REASONING = 4,  /* completion tokens spent reasoning */
+  LLMR_TOKENS_CACHE_WRITE = 5 /* prompt tokens written to a cache */
+} llmr_tokens;
+
+/* Free a response. NULL is a no-op. */
+LLMR_API void llmr_response_free(llmr_response *resp);
+
+/* The call's outcome; LLMR_OK when some model answered. */
+LLMR_API llmr_status llmr_response_status(const llmr_response *resp);
+
+/* Answer text ("" when none). Borrowed. */
+LLMR_API const char *llmr_response_text(const llmr_response *resp);
+
+/* Reasoning text the provider returned apart from the answer ("" if none). */
+LLMR_API const char *llmr_response_reasoning(const llmr_response *resp);
+
+/* Normalised finish reason: "stop", "length", "tool_calls",
+ * "content_filter", "error", or NULL when no model answered. */
+LLMR_API const char *llmr_response_finish_reason(const llmr_response *resp);
+
+/* Token counts with OpenAI semantics; -1 when the provider did not say. */
+LLMR_API int64_t llmr_response_tokens(const llmr_response *resp,
+                                      llmr_tokens kind);
+
+/* Tool calls the model asked for. Index 0..count-1; out of range gives NULL.
+ * Arguments are the JSON text of the arguments. Borrowed. */
+LLMR_API size_t llmr_response_tool_call_count(const llmr_response *resp);
+LLMR_API const char *llmr_response_tool_call_id(const llmr_response *resp,
+                                                size_t i);
+LLMR_API const char *llmr_response_tool_call_name(const llmr_response *resp,
+                                                  size_t i);
+LLMR_API const char *
+llmr_response_tool_call_arguments(const llmr_response *resp, size_t i);
+
+/* Who answered: the slug as asked ("openai/gpt-4o-mini"), the provider name
+ * ("openai") and the provider's own model id ("gpt-4o-mini"). NULL when no
+ * model answered. Borrowed. */
+LLMR_API const char *llmr_response_model(const llmr_response *resp);
+LLMR_API const char *llmr_response_provider(const llmr_response *resp);
+LLMR_API const char *llmr_response_native_model(const llmr_response *resp);
+
+/* The provider's response id ("chatcmpl-..."), or NULL. */
+LLMR_API const char *llmr_response_id(const llmr_response *resp);
+
+/* Error details of a failed call (of its last attempt). The message is never
+ * NULL for a failed call; the type is the provider's own error type
+ * ("rate_limit_error"), or NULL. http_status is 0 when no HTTP response was
+ * received. retry_after is in seconds, or -1 when the provider gave none. */
+LLMR_API const char *llmr_response_error(const llmr_response *resp);
+LLMR_API const char *llmr_response_error_type(const llmr_response *resp);
+LLMR_API int llmr_response_http_status(const llmr_response *resp);
+LLMR_API int llmr_response_retryable(const llmr_response *resp);
+LLMR_API double llmr_response_retry_after(const llmr_response *resp);
+
+/* Parameters a provider does not support and that were dropped, as
+ * "provider: field" strings. */
+LLMR_API size_t llmr_response_warning_count(const llmr_response *resp);
+LLMR_API const char *llmr_response_warning(const llmr_response *resp,
+                                           size_t i);
+
+/* The attempt trace: one entry per try, in order. */
+LLMR_API size_t llmr_response_attempt_count(const llmr_response *resp);
+LLMR_API const char *llmr_response_attempt_model(const llmr_response *resp,
+                                                 size_t i);
+LLMR_API const char *
+llmr_response_attempt_provider(const llmr_response *resp, size_t i);
+LLMR_API llmr_status llmr_response_attempt_status(const llmr_response *resp,
+                                                  size_t i);
+LLMR_API int llmr_response_attempt_http_status(const llmr_response *resp,
+                                               size_t i);
+/* Error message of attempt i, or NULL when it succeeded. */
+LLMR_API const char *llmr_response_attempt_error(const llmr_response *resp,
+                                                 size_t i);
+LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *resp,
+                                                  size_t i);
+
+/* The response as an OpenAI chat.completion JSON document (or an error
+ * document), as llmr_complete_json() returns it. Caller frees with
+ * llmr_free(). NULL on out-of-memory. */
+LLMR_API char *llmr_response_to_json(const llmr_response *resp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMROUTE_H */

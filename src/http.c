@@ -1,0 +1,223 @@
+/*
+ * The HTTP exchange objects that adapters fill and read, and the generic
+ * error-reading rules every adapter shares (status classes, Retry-After,
+ * the error object's message and type). No I/O here.
+ */
+#include "internal.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void headers_free(llmr__header *h, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    /* header values can carry keys (Authorization): wipe them */
+    llmr__free(h[i].name);
+    llmr__free_secret(h[i].value);
+  }
+  llmr__free(h);
+}
+
+void llmr__http_request_clear(llmr_http_request *h) {
+  llmr__free(h->url);
+  headers_free(h->headers, h->n_headers);
+  llmr__free(h->body);
+  memset(h, 0, sizeof(*h));
+}
+
+void llmr__http_response_clear(llmr_http_response *h) {
+  headers_free(h->headers, h->n_headers);
+  llmr__buf_free(&h->body);
+  memset(h, 0, sizeof(*h));
+}
+
+static int has_crlf(const char *s) { return strpbrk(s, "\r\n") != NULL; }
+
+LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
+                                               const char *url) {
+  char *d;
+  if (!h || !url || has_crlf(url))
+    return LLMR_E_INVAL;
+  if (!(d = llmr__strdup(url)))
+    return LLMR_E_NOMEM;
+  llmr__free(h->url);
+  h->url = d;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_http_request_add_header(llmr_http_request *h,
+                                                  const char *name,
+                                                  const char *value) {
+  llmr__header *hd;
+  if (!h || !name || !*name || !value || strchr(name, ':') ||
+      has_crlf(name) || has_crlf(value))
+    return LLMR_E_INVAL;
+  if (llmr__grow((void **)&h->headers, &h->cap_headers, h->n_headers + 1,
+                 sizeof(*h->headers)) != 0)
+    return LLMR_E_NOMEM;
+  hd = &h->headers[h->n_headers];
+  hd->name = llmr__strdup(name);
+  hd->value = llmr__strdup(value);
+  if (!hd->name || !hd->value) {
+    llmr__free(hd->name);
+    llmr__free_secret(hd->value);
+    return LLMR_E_NOMEM;
+  }
+  h->n_headers++;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_http_request_set_body(llmr_http_request *h,
+                                                const char *body, size_t len) {
+  char *d;
+  if (!h || (!body && len))
+    return LLMR_E_INVAL;
+  if (!(d = llmr__strndup(body ? body : "", len)))
+    return LLMR_E_NOMEM;
+  llmr__free(h->body);
+  h->body = d;
+  h->body_len = len;
+  return LLMR_OK;
+}
+
+/* Store one raw header line ("Name: value\r\n"); the status line and the
+ * blank line are ignored. Names are lowercased, values trimmed. */
+llmr_status llmr__http_response_add_header(llmr_http_response *h,
+                                           const char *line, size_t len) {
+  const char *colon = memchr(line, ':', len);
+  const char *v, *end = line + len;
+  llmr__header *hd;
+  size_t i, nlen;
+  if (!colon || colon == line)
+    return LLMR_OK;
+  nlen = (size_t)(colon - line);
+  v = colon + 1;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                     end[-1] == '\t'))
+    end--;
+  if (llmr__grow((void **)&h->headers, &h->cap_headers, h->n_headers + 1,
+                 sizeof(*h->headers)) != 0)
+    return LLMR_E_NOMEM;
+  hd = &h->headers[h->n_headers];
+  hd->name = llmr__strndup(line, nlen);
+  hd->value = llmr__strndup(v, (size_t)(end - v));
+  if (!hd->name || !hd->value) {
+    llmr__free(hd->name);
+    llmr__free(hd->value);
+    return LLMR_E_NOMEM;
+  }
+  for (i = 0; i < nlen; i++)
+    if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')
+      hd->name[i] = (char)(hd->name[i] + 32);
+  h->n_headers++;
+  return LLMR_OK;
+}
+
+LLMR_API int llmr_http_response_status(const llmr_http_response *h) {
+  return h ? (int)h->status : 0;
+}
+
+LLMR_API const char *llmr_http_response_body(const llmr_http_response *h,
+                                             size_t *len) {
+  if (len)
+    *len = h ? h->body.len : 0;
+  return h ? llmr__buf_str(&h->body) : "";
+}
+
+LLMR_API const char *llmr_http_response_header(const llmr_http_response *h,
+                                               const char *name) {
+  size_t i;
+  if (!h || !name)
+    return NULL;
+  for (i = h->n_headers; i-- > 0;)
+    if (llmr__strcaseeq(h->headers[i].name, name))
+      return h->headers[i].value;
+  return NULL;
+}
+
+/* ---- shared error rules (../shared/WIRE-NOTES.md, "errors") ------------- */
+
+LLMR_API llmr_status llmr_status_from_http(int s) {
+  if (s >= 200 && s < 300)
+    return LLMR_OK;
+  switch (s) {
+  case 401:
+  case 403:
+    return LLMR_E_AUTH;
+  case 402:
+    return LLMR_E_PAYMENT;
+  case 404:
+    return LLMR_E_NOT_FOUND;
+  case 408:
+    return LLMR_E_TIMEOUT;
+  case 413:
+    return LLMR_E_CONTEXT_LENGTH;
+  case 429:
+    return LLMR_E_RATE_LIMITED;
+  case 503:
+  case 529:
+    return LLMR_E_OVERLOADED;
+  default:
+    break;
+  }
+  if (s >= 500 && s < 600)
+    return LLMR_E_SERVER;
+  if (s >= 400 && s < 500)
+    return LLMR_E_BAD_REQUEST;
+  return LLMR_E_PROTOCOL;
+}
+
+LLMR_API double llmr_parse_retry_after(const char *v) {
+  char *end;
+  double d;
+  time_t t;
+  if (!v)
+    return -1;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v >= '0' && *v <= '9') {
+    d = strtod(v, &end);
+    while (*end == ' ' || *end == '\t')
+      end++;
+    return (*end == '\0' && isfinite(d) && d >= 0) ? d : -1;
+  }
+  /* An HTTP-date; libcurl already knows every format RFC 9110 allows. */
+  t = curl_getdate(v, NULL);
+  if (t == (time_t)-1)
+    return -1;
+  d = difftime(t, time(NULL));
+  return d > 0 ? d : 0;
+}
+
+double llmr__retry_after_from_headers(const llmr_http_response *http) {
+  const char *ms = llmr_http_response_header(http, "retry-after-ms");
+  double d;
+  if (ms && (d = llmr_parse_retry_after(ms)) >= 0)
+    return d / 1000.0;
+  return llmr_parse_retry_after(llmr_http_response_header(http, "retry-after"));
+}
+
+void llmr__error_fields(const cJSON *body, const char **message,
+                        const char **type, const char **code) {
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(body, "error");
+  const cJSON *v;
+  if (!cJSON_IsObject(err))
+    err = body;
+  *message = llmr__json_str(err, "message");
+  if (!*message) /* Mistral's {"detail": "Unauthorized"}, or error: "text" */
+    *message = llmr__json_str(err, "detail");
+  if (!*message)
+    *message = llmr__json_str(body, "error");
+  *type = llmr__json_str(err, "type");
+  if (!*type)
+    *type = llmr__json_str(err, "status");
+  v = cJSON_GetObjectItemCaseSensitive(err, "code");
+  *code = cJSON_IsString(v) ? v->valuestring : NULL;
+  if (!*type)
+    *type = *code;
+}

@@ -1,0 +1,273 @@
+/*
+ * Internal declarations shared by the library's modules. Not installed.
+ * Non-static internal symbols use the llmr__ prefix and hidden visibility.
+ */
+#ifndef LLMR_INTERNAL_H
+#define LLMR_INTERNAL_H
+
+#include "llmroute.h"
+#include "llmroute/provider.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- allocation --------------------------------------------------------- */
+
+void *llmr__malloc(size_t n);
+void *llmr__calloc(size_t n, size_t size);
+void *llmr__realloc(void *p, size_t n);
+void llmr__free(void *p);
+char *llmr__strdup(const char *s);
+char *llmr__strndup(const char *s, size_t n);
+/* Overwrite then free a string that held a secret. */
+void llmr__free_secret(char *s);
+
+/* Grow *arr (of elements of `size` bytes) so that it holds at least `need`
+ * elements; *cap is updated. Returns 0 or -1 on out-of-memory/overflow. */
+int llmr__grow(void **arr, size_t *cap, size_t need, size_t size);
+
+/* ---- growable byte buffer ----------------------------------------------- */
+
+typedef struct llmr__buf {
+  char *data; /* always NUL-terminated when non-NULL */
+  size_t len;
+  size_t cap;
+} llmr__buf;
+
+int llmr__buf_append(llmr__buf *b, const char *s, size_t n);
+int llmr__buf_puts(llmr__buf *b, const char *s);
+int llmr__buf_printf(llmr__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void llmr__buf_reset(llmr__buf *b);
+void llmr__buf_free(llmr__buf *b);
+/* The contents, "" when empty (never NULL). */
+const char *llmr__buf_str(const llmr__buf *b);
+
+/* snprintf into a caller error buffer when it is not NULL. */
+void llmr__errf(char *errbuf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ASCII case-insensitive compare (locale independent). */
+int llmr__strcaseeq(const char *a, const char *b);
+int llmr__strncaseeq(const char *a, const char *b, size_t n);
+
+/* Milliseconds from a monotonic clock. */
+double llmr__now_ms(void);
+
+/* One-time process initialisation (curl_global_init); thread-safe. */
+llmr_status llmr__global_once(void);
+
+/* ---- request model ------------------------------------------------------ */
+
+typedef struct llmr__tool_call {
+  char *id;
+  char *name;
+  char *arguments; /* JSON text */
+} llmr__tool_call;
+
+typedef struct llmr__message {
+  llmr_role role;
+  char *content; /* text content; NULL when parts is set or content is null */
+  cJSON *parts;  /* array of OpenAI content parts, or NULL */
+  char *name;
+  char *tool_call_id; /* role tool */
+  llmr__tool_call *tool_calls;
+  size_t n_tool_calls;
+  size_t cap_tool_calls;
+} llmr__message;
+
+struct llmr_request {
+  llmr__message *messages;
+  size_t n_messages;
+  size_t cap_messages;
+  cJSON *tools;           /* array of OpenAI tool objects, or NULL */
+  cJSON *tool_choice;     /* string or object, or NULL */
+  cJSON *response_format; /* object, or NULL */
+  cJSON *extra;           /* unknown top-level fields, passed through */
+  char **stop;
+  size_t n_stop;
+  char *app;
+  char *user;
+  char *reasoning_effort;
+  double temperature;
+  double top_p;
+  int64_t max_tokens; /* 0: not set */
+  int64_t seed;
+  unsigned has_temperature : 1;
+  unsigned has_top_p : 1;
+  unsigned has_seed : 1;
+};
+
+const char *llmr__role_name(llmr_role role);
+
+/* ---- response model ----------------------------------------------------- */
+
+typedef struct llmr__attempt {
+  char *model;
+  char *provider;
+  char *error; /* NULL on success */
+  llmr_status status;
+  int http_status;
+  int retryable;
+  double duration_ms;
+} llmr__attempt;
+
+struct llmr_response {
+  llmr_status status;
+  llmr__buf text;
+  llmr__buf reasoning;
+  char *finish_reason;
+  int64_t tokens[6];
+  llmr__tool_call *tool_calls;
+  size_t n_tool_calls;
+  size_t cap_tool_calls;
+  char *model;
+  char *provider;
+  char *native_model;
+  char *id;
+  int64_t created;
+  char *error;
+  char *error_type;
+  int http_status;
+  int retryable;
+  double retry_after_s;
+  char **warnings;
+  size_t n_warnings;
+  size_t cap_warnings;
+  llmr__attempt *attempts;
+  size_t n_attempts;
+  size_t cap_attempts;
+};
+
+llmr_response *llmr__response_new(void);
+/* Clear what one attempt wrote (answer, usage, error) before the next. */
+void llmr__response_reset_attempt(llmr_response *resp);
+llmr_status llmr__response_add_attempt(llmr_response *resp,
+                                       const llmr__attempt *a);
+llmr_status llmr__response_set_answered(llmr_response *resp, const char *slug,
+                                        const char *provider,
+                                        const char *native_model);
+/* Build the OpenAI-shaped chat.completion / error document. */
+cJSON *llmr__response_to_cjson(const llmr_response *resp);
+
+/* ---- HTTP exchange (filled by adapters, performed by the transport) ----- */
+
+typedef struct llmr__header {
+  char *name; /* lowercase for replies */
+  char *value;
+} llmr__header;
+
+struct llmr_http_request {
+  char *url;
+  llmr__header *headers;
+  size_t n_headers;
+  size_t cap_headers;
+  char *body;
+  size_t body_len;
+};
+
+struct llmr_http_response {
+  long status;
+  llmr__header *headers;
+  size_t n_headers;
+  size_t cap_headers;
+  llmr__buf body;
+};
+
+void llmr__http_request_clear(llmr_http_request *h);
+void llmr__http_response_clear(llmr_http_response *h);
+llmr_status llmr__http_response_add_header(llmr_http_response *h,
+                                           const char *line, size_t len);
+
+/* ---- transport (src/http_curl.c: the only file that calls libcurl) ------ */
+
+typedef struct llmr__transport llmr__transport;
+
+typedef struct llmr__transport_opts {
+  long connect_timeout_ms;
+  long timeout_ms;
+  size_t max_response_bytes;
+  const char *ca_file; /* NULL: the system trust store */
+  const char *user_agent;
+} llmr__transport_opts;
+
+llmr_status llmr__transport_new(const llmr__transport_opts *opts,
+                                llmr__transport **out);
+void llmr__transport_free(llmr__transport *t);
+/* Perform one exchange. On a transport-level failure returns its class
+ * (LLMR_E_TRANSPORT, LLMR_E_TIMEOUT, LLMR_E_TLS, LLMR_E_TOO_LARGE...) with a
+ * message in errbuf; an HTTP reply of any status is LLMR_OK. */
+llmr_status llmr__transport_perform(llmr__transport *t,
+                                    const llmr_http_request *req,
+                                    llmr_http_response *resp, char *errbuf,
+                                    size_t errbuf_size);
+
+/* ---- providers ---------------------------------------------------------- */
+
+struct llmr_provider {
+  char *name;
+  const llmr_provider_vt *vt;
+  char *base_url; /* no trailing '/' */
+  char *api_key;  /* NULL when none */
+  int key_required;
+  cJSON *options;    /* object of strings, or NULL */
+  llmr__header *headers; /* extra static headers */
+  size_t n_headers;
+  void *userdata;
+};
+
+/* Built-in provider defaults (src/providers/registry.c). */
+typedef struct llmr__builtin {
+  const char *name;
+  const llmr_provider_vt *vt;
+  const char *base_url;
+  const char *key_env; /* NULL: no key variable */
+  int key_required;
+  const char *dialect; /* option "dialect" for the OpenAI adapter */
+} llmr__builtin;
+
+extern const llmr__builtin llmr__builtins[];
+extern const size_t llmr__n_builtins;
+extern const llmr_provider_vt llmr__openai_vt;
+
+const llmr__builtin *llmr__builtin_find(const char *name);
+/* Build a provider instance: defaults from `def` (may be NULL), then the
+ * environment when use_env, then `conf` (may be NULL). */
+llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
+                               const llmr__builtin *def, const cJSON *conf,
+                               int use_env, void *userdata,
+                               llmr_provider **out, char *errbuf,
+                               size_t errsize);
+void llmr__provider_free(llmr_provider *p);
+
+/* The canonical request as an OpenAI body (shared by the OpenAI adapter and
+ * llmr_request_to_json). `model` may be NULL. Returns NULL on OOM. */
+cJSON *llmr__request_to_openai(const llmr_request *req, const char *model);
+
+/* Parse an OpenAI-format request JSON object into a request. */
+llmr_status llmr__request_from_cjson(const cJSON *root, llmr_request **out,
+                                     char *errbuf, size_t errbuf_size);
+
+/* Shared error-body reader: the error object (body.error when it is an
+ * object, else the body), its message, and its type by the WIRE-NOTES rule
+ * (type if string, else status, else code if string). */
+void llmr__error_fields(const cJSON *body, const char **message,
+                        const char **type, const char **code);
+
+/* Retry-After from the reply headers (retry-after-ms, then retry-after). */
+double llmr__retry_after_from_headers(const llmr_http_response *http);
+
+/* ---- JSON helpers ------------------------------------------------------- */
+
+/* Non-NULL string value of obj[key], or NULL. */
+const char *llmr__json_str(const cJSON *obj, const char *key);
+/* Integer value of obj[key] into *out; 0 if present and a number, else -1. */
+int llmr__json_i64(const cJSON *obj, const char *key, int64_t *out);
+/* Print compactly into a library-owned string (free with llmr_free). */
+char *llmr__json_print(const cJSON *j);
+/* Add a string or null when s is NULL. NULL on OOM. */
+cJSON *llmr__json_add_str_or_null(cJSON *obj, const char *key, const char *s);
+
+#endif /* LLMR_INTERNAL_H */

@@ -1,0 +1,513 @@
+/*
+ * The response object: what one call produced (answer or error), who
+ * answered, and the attempt trace. Setters serve the adapters; getters the
+ * application; to_cjson the JSON API and the CLI.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#define LLMR__N_TOKENS 6
+
+llmr_response *llmr__response_new(void) {
+  llmr_response *r = llmr__calloc(1, sizeof(*r));
+  int i;
+  if (!r)
+    return NULL;
+  for (i = 0; i < LLMR__N_TOKENS; i++)
+    r->tokens[i] = -1;
+  r->retry_after_s = -1;
+  r->status = LLMR_E_ALL_FAILED;
+  return r;
+}
+
+static void tool_calls_clear(llmr_response *r) {
+  size_t i;
+  for (i = 0; i < r->n_tool_calls; i++) {
+    llmr__free(r->tool_calls[i].id);
+    llmr__free(r->tool_calls[i].name);
+    llmr__free(r->tool_calls[i].arguments);
+  }
+  r->n_tool_calls = 0;
+}
+
+static void clear_str(char **s) {
+  llmr__free(*s);
+  *s = NULL;
+}
+
+void llmr__response_reset_attempt(llmr_response *r) {
+  int i;
+  llmr__buf_reset(&r->text);
+  llmr__buf_reset(&r->reasoning);
+  tool_calls_clear(r);
+  clear_str(&r->finish_reason);
+  clear_str(&r->id);
+  clear_str(&r->error);
+  clear_str(&r->error_type);
+  for (i = 0; i < LLMR__N_TOKENS; i++)
+    r->tokens[i] = -1;
+  r->http_status = 0;
+  r->retryable = 0;
+  r->retry_after_s = -1;
+}
+
+LLMR_API void llmr_response_free(llmr_response *r) {
+  size_t i;
+  if (!r)
+    return;
+  llmr__response_reset_attempt(r);
+  llmr__buf_free(&r->text);
+  llmr__buf_free(&r->reasoning);
+  llmr__free(r->tool_calls);
+  llmr__free(r->model);
+  llmr__free(r->provider);
+  llmr__free(r->native_model);
+  for (i = 0; i < r->n_warnings; i++)
+    llmr__free(r->warnings[i]);
+  llmr__free(r->warnings);
+  for (i = 0; i < r->n_attempts; i++) {
+    llmr__free(r->attempts[i].model);
+    llmr__free(r->attempts[i].provider);
+    llmr__free(r->attempts[i].error);
+  }
+  llmr__free(r->attempts);
+  llmr__free(r);
+}
+
+llmr_status llmr__response_add_attempt(llmr_response *r,
+                                       const llmr__attempt *a) {
+  llmr__attempt *d;
+  if (llmr__grow((void **)&r->attempts, &r->cap_attempts, r->n_attempts + 1,
+                 sizeof(*r->attempts)) != 0)
+    return LLMR_E_NOMEM;
+  d = &r->attempts[r->n_attempts];
+  *d = *a;
+  d->model = llmr__strdup(a->model);
+  d->provider = llmr__strdup(a->provider);
+  d->error = llmr__strdup(a->error);
+  if ((a->model && !d->model) || (a->provider && !d->provider) ||
+      (a->error && !d->error)) {
+    llmr__free(d->model);
+    llmr__free(d->provider);
+    llmr__free(d->error);
+    return LLMR_E_NOMEM;
+  }
+  r->n_attempts++;
+  return LLMR_OK;
+}
+
+static llmr_status set_str(char **slot, const char *v) {
+  char *d = NULL;
+  if (v && !(d = llmr__strdup(v)))
+    return LLMR_E_NOMEM;
+  llmr__free(*slot);
+  *slot = d;
+  return LLMR_OK;
+}
+
+llmr_status llmr__response_set_answered(llmr_response *r, const char *slug,
+                                        const char *provider,
+                                        const char *native_model) {
+  if (set_str(&r->model, slug) != LLMR_OK ||
+      set_str(&r->provider, provider) != LLMR_OK ||
+      set_str(&r->native_model, native_model) != LLMR_OK)
+    return LLMR_E_NOMEM;
+  return LLMR_OK;
+}
+
+/* ---- setters for adapters ----------------------------------------------- */
+
+LLMR_API llmr_status llmr_response_append_text(llmr_response *r,
+                                               const char *text, size_t len) {
+  if (!r || (!text && len))
+    return LLMR_E_INVAL;
+  return llmr__buf_append(&r->text, text ? text : "", len) == 0
+             ? LLMR_OK
+             : LLMR_E_NOMEM;
+}
+
+LLMR_API llmr_status llmr_response_append_reasoning(llmr_response *r,
+                                                    const char *text,
+                                                    size_t len) {
+  if (!r || (!text && len))
+    return LLMR_E_INVAL;
+  return llmr__buf_append(&r->reasoning, text ? text : "", len) == 0
+             ? LLMR_OK
+             : LLMR_E_NOMEM;
+}
+
+LLMR_API llmr_status llmr_response_add_tool_call(llmr_response *r,
+                                                 const char *id,
+                                                 const char *name,
+                                                 const char *args) {
+  llmr__tool_call *tc;
+  if (!r || !name)
+    return LLMR_E_INVAL;
+  if (llmr__grow((void **)&r->tool_calls, &r->cap_tool_calls,
+                 r->n_tool_calls + 1, sizeof(*r->tool_calls)) != 0)
+    return LLMR_E_NOMEM;
+  tc = &r->tool_calls[r->n_tool_calls];
+  tc->id = llmr__strdup(id ? id : "");
+  tc->name = llmr__strdup(name);
+  tc->arguments = llmr__strdup(args ? args : "{}");
+  if (!tc->id || !tc->name || !tc->arguments) {
+    llmr__free(tc->id);
+    llmr__free(tc->name);
+    llmr__free(tc->arguments);
+    return LLMR_E_NOMEM;
+  }
+  r->n_tool_calls++;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_response_set_finish_reason(llmr_response *r,
+                                                     const char *reason) {
+  return r ? set_str(&r->finish_reason, reason) : LLMR_E_INVAL;
+}
+
+LLMR_API llmr_status llmr_response_set_tokens(llmr_response *r,
+                                              llmr_tokens kind, int64_t n) {
+  if (!r || (unsigned)kind >= LLMR__N_TOKENS || n < -1)
+    return LLMR_E_INVAL;
+  r->tokens[kind] = n;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_response_set_id(llmr_response *r, const char *id) {
+  return r ? set_str(&r->id, id) : LLMR_E_INVAL;
+}
+
+LLMR_API llmr_status llmr_response_add_warning(llmr_response *r,
+                                               const char *warning) {
+  char *d;
+  if (!r || !warning)
+    return LLMR_E_INVAL;
+  if (llmr__grow((void **)&r->warnings, &r->cap_warnings, r->n_warnings + 1,
+                 sizeof(*r->warnings)) != 0 ||
+      !(d = llmr__strdup(warning)))
+    return LLMR_E_NOMEM;
+  r->warnings[r->n_warnings++] = d;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_response_set_error(llmr_response *r,
+                                             llmr_status status,
+                                             const char *type,
+                                             const char *message,
+                                             int retryable,
+                                             double retry_after_s) {
+  if (!r || status == LLMR_OK)
+    return LLMR_E_INVAL;
+  r->status = status;
+  r->retryable = retryable != 0;
+  r->retry_after_s = retry_after_s >= 0 ? retry_after_s : -1;
+  if (set_str(&r->error_type, type) != LLMR_OK ||
+      set_str(&r->error, message ? message : llmr_status_str(status)) !=
+          LLMR_OK)
+    return LLMR_E_NOMEM;
+  return LLMR_OK;
+}
+
+/* ---- getters ------------------------------------------------------------ */
+
+LLMR_API llmr_status llmr_response_status(const llmr_response *r) {
+  return r ? r->status : LLMR_E_INVAL;
+}
+
+LLMR_API const char *llmr_response_text(const llmr_response *r) {
+  return r ? llmr__buf_str(&r->text) : "";
+}
+
+LLMR_API const char *llmr_response_reasoning(const llmr_response *r) {
+  return r ? llmr__buf_str(&r->reasoning) : "";
+}
+
+LLMR_API const char *llmr_response_finish_reason(const llmr_response *r) {
+  return r ? r->finish_reason : NULL;
+}
+
+LLMR_API int64_t llmr_response_tokens(const llmr_response *r,
+                                      llmr_tokens kind) {
+  if (!r || (unsigned)kind >= LLMR__N_TOKENS)
+    return -1;
+  return r->tokens[kind];
+}
+
+LLMR_API size_t llmr_response_tool_call_count(const llmr_response *r) {
+  return r ? r->n_tool_calls : 0;
+}
+
+#define TOOL_GETTER(field)                                                     \
+  LLMR_API const char *llmr_response_tool_call_##field(const llmr_response *r, \
+                                                       size_t i) {             \
+    return (r && i < r->n_tool_calls) ? r->tool_calls[i].field : NULL;         \
+  }
+TOOL_GETTER(id)
+TOOL_GETTER(name)
+TOOL_GETTER(arguments)
+#undef TOOL_GETTER
+
+LLMR_API const char *llmr_response_model(const llmr_response *r) {
+  return r ? r->model : NULL;
+}
+LLMR_API const char *llmr_response_provider(const llmr_response *r) {
+  return r ? r->provider : NULL;
+}
+LLMR_API const char *llmr_response_native_model(const llmr_response *r) {
+  return r ? r->native_model : NULL;
+}
+LLMR_API const char *llmr_response_id(const llmr_response *r) {
+  return r ? r->id : NULL;
+}
+LLMR_API const char *llmr_response_error(const llmr_response *r) {
+  return r ? r->error : NULL;
+}
+LLMR_API const char *llmr_response_error_type(const llmr_response *r) {
+  return r ? r->error_type : NULL;
+}
+LLMR_API int llmr_response_http_status(const llmr_response *r) {
+  return r ? r->http_status : 0;
+}
+LLMR_API int llmr_response_retryable(const llmr_response *r) {
+  return r ? r->retryable : 0;
+}
+LLMR_API double llmr_response_retry_after(const llmr_response *r) {
+  return r ? r->retry_after_s : -1;
+}
+
+LLMR_API size_t llmr_response_warning_count(const llmr_response *r) {
+  return r ? r->n_warnings : 0;
+}
+LLMR_API const char *llmr_response_warning(const llmr_response *r, size_t i) {
+  return (r && i < r->n_warnings) ? r->warnings[i] : NULL;
+}
+
+LLMR_API size_t llmr_response_attempt_count(const llmr_response *r) {
+  return r ? r->n_attempts : 0;
+}
+
+static const llmr__attempt *attempt(const llmr_response *r, size_t i) {
+  return (r && i < r->n_attempts) ? &r->attempts[i] : NULL;
+}
+
+LLMR_API const char *llmr_response_attempt_model(const llmr_response *r,
+                                                 size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->model : NULL;
+}
+LLMR_API const char *llmr_response_attempt_provider(const llmr_response *r,
+                                                    size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->provider : NULL;
+}
+LLMR_API llmr_status llmr_response_attempt_status(const llmr_response *r,
+                                                  size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->status : LLMR_E_INVAL;
+}
+LLMR_API int llmr_response_attempt_http_status(const llmr_response *r,
+                                               size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->http_status : 0;
+}
+LLMR_API const char *llmr_response_attempt_error(const llmr_response *r,
+                                                 size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->error : NULL;
+}
+LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *r,
+                                                  size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->duration_ms : -1;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static cJSON *add_int_or_null(cJSON *obj, const char *key, int64_t v) {
+  return v >= 0 ? cJSON_AddNumberToObject(obj, key, (double)v)
+                : cJSON_AddNullToObject(obj, key);
+}
+
+static cJSON *trace_to_cjson(const llmr_response *r) {
+  cJSON *lr = cJSON_CreateObject(), *arr;
+  size_t i;
+  if (!lr || !llmr__json_add_str_or_null(lr, "provider", r->provider) ||
+      !llmr__json_add_str_or_null(lr, "native_model", r->native_model) ||
+      !(arr = cJSON_AddArrayToObject(lr, "attempts")))
+    goto oom;
+  for (i = 0; i < r->n_attempts; i++) {
+    const llmr__attempt *a = &r->attempts[i];
+    cJSON *ja = cJSON_CreateObject();
+    if (!ja)
+      goto oom;
+    cJSON_AddItemToArray(arr, ja);
+    if (!llmr__json_add_str_or_null(ja, "model", a->model) ||
+        !llmr__json_add_str_or_null(ja, "provider", a->provider) ||
+        !(a->http_status
+              ? cJSON_AddNumberToObject(ja, "http_status", a->http_status)
+              : cJSON_AddNullToObject(ja, "http_status")) ||
+        !llmr__json_add_str_or_null(ja, "error", a->error) ||
+        !cJSON_AddStringToObject(ja, "status", llmr_status_name(a->status)) ||
+        !cJSON_AddBoolToObject(ja, "retryable", a->retryable) ||
+        !cJSON_AddNumberToObject(ja, "duration_ms",
+                                 round(a->duration_ms * 1000.0) / 1000.0))
+      goto oom;
+  }
+  if (r->n_warnings) {
+    cJSON *w = cJSON_AddArrayToObject(lr, "warnings");
+    if (!w)
+      goto oom;
+    for (i = 0; i < r->n_warnings; i++) {
+      cJSON *s = cJSON_CreateString(r->warnings[i]);
+      if (!s)
+        goto oom;
+      cJSON_AddItemToArray(w, s);
+    }
+  }
+  return lr;
+oom:
+  cJSON_Delete(lr);
+  return NULL;
+}
+
+static cJSON *error_to_cjson(const llmr_response *r) {
+  cJSON *e = cJSON_CreateObject();
+  if (!e ||
+      !cJSON_AddStringToObject(e, "message", r->error ? r->error
+                                                      : llmr_status_str(
+                                                            r->status)) ||
+      !llmr__json_add_str_or_null(e, "type", r->error_type) ||
+      !cJSON_AddStringToObject(e, "code", llmr_status_name(r->status)) ||
+      !(r->http_status ? cJSON_AddNumberToObject(e, "http_status",
+                                                 r->http_status)
+                       : cJSON_AddNullToObject(e, "http_status")) ||
+      !cJSON_AddBoolToObject(e, "retryable", r->retryable) ||
+      !(r->retry_after_s >= 0
+            ? cJSON_AddNumberToObject(e, "retry_after_s", r->retry_after_s)
+            : cJSON_AddNullToObject(e, "retry_after_s"))) {
+    cJSON_Delete(e);
+    return NULL;
+  }
+  return e;
+}
+
+static cJSON *usage_to_cjson(const llmr_response *r) {
+  cJSON *u = cJSON_CreateObject(), *d;
+  int64_t total = r->tokens[LLMR_TOKENS_TOTAL];
+  if (!u)
+    return NULL;
+  if (total < 0 && r->tokens[LLMR_TOKENS_PROMPT] >= 0 &&
+      r->tokens[LLMR_TOKENS_COMPLETION] >= 0)
+    total = r->tokens[LLMR_TOKENS_PROMPT] + r->tokens[LLMR_TOKENS_COMPLETION];
+  if (!add_int_or_null(u, "prompt_tokens", r->tokens[LLMR_TOKENS_PROMPT]) ||
+      !add_int_or_null(u, "completion_tokens",
+                       r->tokens[LLMR_TOKENS_COMPLETION]) ||
+      !add_int_or_null(u, "total_tokens", total) ||
+      !(d = cJSON_AddObjectToObject(u, "prompt_tokens_details")) ||
+      !cJSON_AddNumberToObject(
+          d, "cached_tokens",
+          (double)(r->tokens[LLMR_TOKENS_CACHED] > 0
+                       ? r->tokens[LLMR_TOKENS_CACHED]
+                       : 0)) ||
+      !(d = cJSON_AddObjectToObject(u, "completion_tokens_details")) ||
+      !cJSON_AddNumberToObject(
+          d, "reasoning_tokens",
+          (double)(r->tokens[LLMR_TOKENS_REASONING] > 0
+                       ? r->tokens[LLMR_TOKENS_REASONING]
+                       : 0))) {
+    cJSON_Delete(u);
+    return NULL;
+  }
+  return u;
+}
+
+static cJSON *message_to_cjson(const llmr_response *r) {
+  cJSON *m = cJSON_CreateObject();
+  size_t i;
+  if (!m || !cJSON_AddStringToObject(m, "role", "assistant"))
+    goto oom;
+  if (r->text.len || r->n_tool_calls == 0) {
+    if (!cJSON_AddStringToObject(m, "content", llmr__buf_str(&r->text)))
+      goto oom;
+  } else if (!cJSON_AddNullToObject(m, "content")) {
+    goto oom;
+  }
+  if (r->reasoning.len &&
+      !cJSON_AddStringToObject(m, "reasoning", llmr__buf_str(&r->reasoning)))
+    goto oom;
+  if (r->n_tool_calls) {
+    cJSON *arr = cJSON_AddArrayToObject(m, "tool_calls");
+    if (!arr)
+      goto oom;
+    for (i = 0; i < r->n_tool_calls; i++) {
+      cJSON *tc = cJSON_CreateObject(), *fn;
+      if (!tc)
+        goto oom;
+      cJSON_AddItemToArray(arr, tc);
+      if (!cJSON_AddStringToObject(tc, "id", r->tool_calls[i].id) ||
+          !cJSON_AddStringToObject(tc, "type", "function") ||
+          !(fn = cJSON_AddObjectToObject(tc, "function")) ||
+          !cJSON_AddStringToObject(fn, "name", r->tool_calls[i].name) ||
+          !cJSON_AddStringToObject(fn, "arguments",
+                                   r->tool_calls[i].arguments))
+        goto oom;
+    }
+  }
+  return m;
+oom:
+  cJSON_Delete(m);
+  return NULL;
+}
+
+cJSON *llmr__response_to_cjson(const llmr_response *r) {
+  cJSON *root = cJSON_CreateObject(), *choices, *choice, *item;
+  if (!root)
+    return NULL;
+  if (r->status != LLMR_OK) {
+    if (!(item = error_to_cjson(r)))
+      goto oom;
+    cJSON_AddItemToObject(root, "error", item);
+  } else {
+    if (!llmr__json_add_str_or_null(root, "id", r->id) ||
+        !cJSON_AddStringToObject(root, "object", "chat.completion") ||
+        !cJSON_AddNumberToObject(root, "created",
+                                 (double)(r->created ? r->created
+                                                     : (int64_t)time(NULL))) ||
+        !llmr__json_add_str_or_null(root, "model", r->model) ||
+        !(choices = cJSON_AddArrayToObject(root, "choices")) ||
+        !(choice = cJSON_CreateObject()))
+      goto oom;
+    cJSON_AddItemToArray(choices, choice);
+    if (!cJSON_AddNumberToObject(choice, "index", 0) ||
+        !(item = message_to_cjson(r)))
+      goto oom;
+    cJSON_AddItemToObject(choice, "message", item);
+    if (!llmr__json_add_str_or_null(choice, "finish_reason",
+                                    r->finish_reason) ||
+        !(item = usage_to_cjson(r)))
+      goto oom;
+    cJSON_AddItemToObject(root, "usage", item);
+  }
+  if (!(item = trace_to_cjson(r)))
+    goto oom;
+  cJSON_AddItemToObject(root, "llmroute", item);
+  return root;
+oom:
+  cJSON_Delete(root);
+  return NULL;
+}
+
+LLMR_API char *llmr_response_to_json(const llmr_response *r) {
+  cJSON *j;
+  char *s;
+  if (!r)
+    return NULL;
+  if (!(j = llmr__response_to_cjson(r)))
+    return NULL;
+  s = llmr__json_print(j);
+  cJSON_Delete(j);
+  return s;
+}
