@@ -40,7 +40,7 @@ LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
 LIB_CFLAGS := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -DLLMR_BUILDING
 # tests and tools: same warnings, but cmocka's macros trip -Wconversion
-TEST_CFLAGS := $(filter-out -Wconversion -Wmissing-prototypes,$(CFLAGS_BASE)) -Isrc
+TEST_CFLAGS := $(filter-out -Wconversion -Wmissing-prototypes,$(CFLAGS_BASE)) -Isrc -Itests/support
 LIBS    := $(DEP_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard src/*.c src/providers/*.c)

@@ -1,0 +1,301 @@
+/*
+ * llmroute - command-line client for libllmroute.
+ *
+ *   llmroute -m SLUG[,SLUG...] [--system TEXT] [--max-tokens N]
+ *            [--temperature T] [--json] [--trace] PROMPT|-
+ *   llmroute --request FILE|- [-m SLUG[,SLUG...]] [--json]
+ *
+ * Keys come from the environment only (OPENAI_API_KEY, ...) and are never
+ * printed. Exit status: 0 success, 1 the call failed, 2 usage error.
+ */
+#include <llmroute.h>
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SLUGS 64
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: llmroute -m SLUG[,SLUG...] [options] PROMPT   (PROMPT - reads stdin)\n"
+      "       llmroute --request FILE [-m SLUG[,SLUG...]] [options]  (FILE - is stdin)\n"
+      "\n"
+      "  -m, --model SLUGS      provider/model slugs, tried in order (comma-separated)\n"
+      "  -s, --system TEXT      system message\n"
+      "      --max-tokens N     cap on generated tokens\n"
+      "  -t, --temperature T    sampling temperature (0..2)\n"
+      "  -r, --request FILE     an OpenAI chat request JSON (messages, tools, ...)\n"
+      "  -j, --json             print the OpenAI chat.completion JSON (or error JSON)\n"
+      "      --trace            print the attempt trace on stderr\n"
+      "  -h, --help             this text;  -V, --version  the library version\n"
+      "\n"
+      "Keys: OPENAI_API_KEY, OPENROUTER_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ...\n"
+      "Base URLs: LLMR_<PROVIDER>_BASE_URL (e.g. LLMR_OPENAI_BASE_URL).\n"
+      "Exit status: 0 success, 1 the call failed, 2 usage error.\n",
+      f);
+}
+
+static char *read_all(FILE *f, size_t *len) {
+  size_t cap = 4096, n = 0, got;
+  char *buf = malloc(cap), *p;
+  if (!buf)
+    return NULL;
+  while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    if (cap - n - 1 == 0) {
+      if (!(p = realloc(buf, cap * 2))) {
+        free(buf);
+        return NULL;
+      }
+      buf = p;
+      cap *= 2;
+    }
+  }
+  if (ferror(f)) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+static char *read_path(const char *path, size_t *len) {
+  FILE *f;
+  char *s;
+  if (strcmp(path, "-") == 0)
+    return read_all(stdin, len);
+  if (!(f = fopen(path, "rb")))
+    return NULL;
+  s = read_all(f, len);
+  fclose(f);
+  return s;
+}
+
+static int fail_usage(const char *msg, const char *arg) {
+  fprintf(stderr, "llmroute: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+  fprintf(stderr, "Try 'llmroute --help'.\n");
+  return 2;
+}
+
+static void print_trace(const llmr_response *resp) {
+  size_t i, n = llmr_response_attempt_count(resp);
+  for (i = 0; i < n; i++) {
+    const char *err = llmr_response_attempt_error(resp, i);
+    int http = llmr_response_attempt_http_status(resp, i);
+    fprintf(stderr, "  attempt %zu: %-40s ", i + 1,
+            llmr_response_attempt_model(resp, i));
+    if (http)
+      fprintf(stderr, "HTTP %d ", http);
+    fprintf(stderr, "%s (%.1f ms)%s%s\n",
+            err ? llmr_status_name(llmr_response_attempt_status(resp, i))
+                : "ok",
+            llmr_response_attempt_duration_ms(resp, i), err ? ": " : "",
+            err ? err : "");
+  }
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"model", required_argument, NULL, 'm'},
+      {"system", required_argument, NULL, 's'},
+      {"max-tokens", required_argument, NULL, 'M'},
+      {"temperature", required_argument, NULL, 't'},
+      {"request", required_argument, NULL, 'r'},
+      {"json", no_argument, NULL, 'j'},
+      {"trace", no_argument, NULL, 'T'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+  const char *system_msg = NULL, *request_path = NULL;
+  char *models_arg = NULL, *text = NULL, *body = NULL, *end;
+  const char *slugs[MAX_SLUGS];
+  size_t n_slugs = 0, len;
+  long max_tokens = 0;
+  double temperature = -1;
+  int json = 0, trace = 0, c, rc = 2;
+  cJSON *doc = NULL, *msgs, *v;
+  llmr_router *router = NULL;
+  llmr_request *req = NULL;
+  llmr_response *resp = NULL;
+  char err[LLMR_ERRBUF_SIZE];
+  llmr_status st;
+
+  while ((c = getopt_long(argc, argv, "m:s:t:r:jhV", opts, NULL)) != -1) {
+    switch (c) {
+    case 'm':
+      models_arg = optarg;
+      break;
+    case 's':
+      system_msg = optarg;
+      break;
+    case 'M':
+      errno = 0;
+      max_tokens = strtol(optarg, &end, 10);
+      if (errno || *end || max_tokens < 1)
+        return fail_usage("--max-tokens expects a positive integer", optarg);
+      break;
+    case 't':
+      errno = 0;
+      temperature = strtod(optarg, &end);
+      if (errno || *end || !(temperature >= 0 && temperature <= 2))
+        return fail_usage("--temperature expects a number from 0 to 2",
+                          optarg);
+      break;
+    case 'r':
+      request_path = optarg;
+      break;
+    case 'j':
+      json = 1;
+      break;
+    case 'T':
+      trace = 1;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    case 'V':
+      printf("llmroute %s\n", llmr_version());
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  /* the request document: from --request, or built from the prompt */
+  if (request_path) {
+    if (optind < argc)
+      return fail_usage("a PROMPT and --request exclude each other",
+                        argv[optind]);
+    if (!(body = read_path(request_path, &len)))
+      return fail_usage("cannot read the request file", request_path);
+    doc = cJSON_ParseWithLength(body, len);
+    free(body);
+    if (!cJSON_IsObject(doc)) {
+      cJSON_Delete(doc);
+      return fail_usage("the request file is not a JSON object",
+                        request_path);
+    }
+  } else {
+    if (optind != argc - 1) {
+      usage(stderr);
+      return 2;
+    }
+    if (strcmp(argv[optind], "-") == 0) {
+      if (!(text = read_all(stdin, &len)))
+        return fail_usage("cannot read the prompt from stdin", NULL);
+    } else if (!(text = strdup(argv[optind]))) {
+      return 1;
+    }
+    doc = cJSON_CreateObject();
+    msgs = cJSON_AddArrayToObject(doc, "messages");
+    v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "role", "user");
+    cJSON_AddStringToObject(v, "content", text);
+    cJSON_AddItemToArray(msgs, v);
+    free(text);
+  }
+  if (system_msg) {
+    msgs = cJSON_GetObjectItemCaseSensitive(doc, "messages");
+    if (cJSON_IsArray(msgs)) {
+      v = cJSON_CreateObject();
+      cJSON_AddStringToObject(v, "role", "system");
+      cJSON_AddStringToObject(v, "content", system_msg);
+      cJSON_InsertItemInArray(msgs, 0, v);
+    }
+  }
+  if (max_tokens) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "max_completion_tokens");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "max_tokens");
+    cJSON_AddNumberToObject(doc, "max_tokens", (double)max_tokens);
+  }
+  if (temperature >= 0) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "temperature");
+    cJSON_AddNumberToObject(doc, "temperature", temperature);
+  }
+
+  /* the slugs: -m overrides the document's model / models */
+  if (models_arg) {
+    char *tok, *save = NULL;
+    for (tok = strtok_r(models_arg, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+      if (!*tok)
+        continue;
+      if (n_slugs == MAX_SLUGS) {
+        rc = fail_usage("too many models", NULL);
+        goto out;
+      }
+      slugs[n_slugs++] = tok;
+    }
+  } else if (cJSON_IsArray(v = cJSON_GetObjectItemCaseSensitive(doc, "models"))) {
+    const cJSON *s;
+    cJSON_ArrayForEach(s, v) {
+      if (cJSON_IsString(s) && n_slugs < MAX_SLUGS)
+        slugs[n_slugs++] = s->valuestring;
+    }
+  } else if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(doc, "model"))) {
+    slugs[n_slugs++] = v->valuestring;
+  }
+  if (n_slugs == 0) {
+    rc = fail_usage("no model given (-m provider/model)", NULL);
+    goto out;
+  }
+
+  body = cJSON_PrintUnformatted(doc);
+  st = body ? llmr_request_from_json(body, 0, &req, err, sizeof(err))
+            : LLMR_E_NOMEM;
+  cJSON_free(body);
+  if (st != LLMR_OK) {
+    rc = fail_usage("invalid request", st == LLMR_E_NOMEM ? "out of memory" : err);
+    goto out;
+  }
+  if ((st = llmr_router_new_ex(NULL, &router, err, sizeof(err))) != LLMR_OK) {
+    fprintf(stderr, "llmroute: %s\n", err);
+    rc = 1;
+    goto out;
+  }
+
+  st = llmr_complete(router, slugs, n_slugs, req, &resp);
+  if (!resp) {
+    fprintf(stderr, "llmroute: out of memory\n");
+    rc = 1;
+    goto out;
+  }
+  if (json) {
+    char *out = llmr_response_to_json(resp);
+    if (out) {
+      puts(out);
+      llmr_free(out);
+    }
+  } else if (st == LLMR_OK) {
+    const char *answer = llmr_response_text(resp);
+    size_t i, n = llmr_response_tool_call_count(resp);
+    fputs(answer, stdout);
+    if (*answer && answer[strlen(answer) - 1] != '\n')
+      putchar('\n');
+    for (i = 0; i < n; i++)
+      printf("[tool call %s] %s(%s)\n", llmr_response_tool_call_id(resp, i),
+             llmr_response_tool_call_name(resp, i),
+             llmr_response_tool_call_arguments(resp, i));
+  } else {
+    fprintf(stderr, "llmroute: %s: %s\n", llmr_status_name(st),
+            llmr_response_error(resp));
+  }
+  if (trace) {
+    fprintf(stderr, "answered by: %s\n",
+            llmr_response_model(resp) ? llmr_response_model(resp) : "(none)");
+    print_trace(resp);
+  }
+  rc = st == LLMR_OK ? 0 : 1;
+out:
+  llmr_response_free(resp);
+  llmr_request_free(req);
+  llmr_router_free(router);
+  cJSON_Delete(doc);
+  return rc;
+}
