@@ -67,7 +67,10 @@ llmr_status llmr__transport_new(const llmr__transport_opts *o,
   curl_share_setopt(t->share, CURLSHOPT_USERDATA, t);
   curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  /* Connections are not shared through the share handle: with easy
+   * handles on several threads libcurl prunes the shared cache to four per
+   * handle and most calls reconnect (seen in tests/integration/
+   * test_threads.c). Each pooled handle keeps its own warm connections. */
   *out = t;
   return LLMR_OK;
 fail:

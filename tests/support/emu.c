@@ -218,7 +218,7 @@ const char *emu_make_certs(void) {
   snprintf(dir, sizeof(dir), "/tmp/llmr-certs-XXXXXX");
   if (!mkdtemp(dir))
     return NULL;
-  snprintf(cmd, sizeof(cmd), "sh %s/tests/mock/make-certs.sh %s >/dev/null",
+  snprintf(cmd, sizeof(cmd), "bash %s/tests/mock/make-certs.sh %s >/dev/null",
            emu_srcdir(), dir);
   return system(cmd) == 0 ? dir : NULL;
 }

@@ -1,0 +1,136 @@
+/* The OpenAI-compatible adapter as pure transforms: request bodies it
+ * builds, response bodies it parses, error replies it classifies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static llmr_provider *provider(const char *name, const char *conf_json) {
+  cJSON *conf = conf_json ? cJSON_Parse(conf_json) : NULL;
+  llmr_provider *p = NULL;
+  assert_int_equal(llmr__provider_new(name, &llmr__openai_vt,
+                                      llmr__builtin_find(name), conf, 0, NULL,
+                                      &p, NULL, 0),
+                   LLMR_OK);
+  cJSON_Delete(conf);
+  return p;
+}
+
+static void reply(llmr_http_response *h, int status, const char *body) {
+  memset(h, 0, sizeof(*h));
+  h->status = status;
+  assert_int_equal(llmr__buf_puts(&h->body, body), 0);
+}
+
+static void test_build_stream_request(void **state) {
+  llmr_provider *p = provider("openai", "{\"api_key\":\"sk-1\"}");
+  llmr_provider *m = provider("mistral", "{\"api_key\":\"m-1\"}");
+  llmr_request *req;
+  llmr_response *resp = llmr__response_new();
+  llmr_http_request http;
+  (void)state;
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hi"),
+                   LLMR_OK);
+  memset(&http, 0, sizeof(http));
+  assert_int_equal(p->vt->build_request(p, req, "gpt-4o", 1, &http, resp),
+                   LLMR_OK);
+  assert_string_equal(http.url, "https://api.openai.com/v1/chat/completions");
+  assert_string_equal(http.body,
+                      "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"hi\"}],\"stream\":true,"
+                      "\"stream_options\":{\"include_usage\":true}}");
+  assert_string_equal(llmr_http_response_header(NULL, "x") ? "" : "ok", "ok");
+  llmr__http_request_clear(&http);
+  /* Mistral: no stream_options (usage rides on the finish chunk) */
+  assert_int_equal(m->vt->build_request(m, req, "mistral-small", 1, &http,
+                                        resp),
+                   LLMR_OK);
+  assert_string_equal(http.url, "https://api.mistral.ai/v1/chat/completions");
+  assert_null(strstr(http.body, "stream_options"));
+  llmr__http_request_clear(&http);
+  llmr_request_free(req);
+  llmr_response_free(resp);
+  llmr__provider_free(p);
+  llmr__provider_free(m);
+}
+
+static void test_parse_bodies(void **state) {
+  llmr_provider *p = provider("openrouter", NULL);
+  llmr_http_response h;
+  llmr_response *resp;
+  (void)state;
+
+  /* OpenRouter: leading whitespace, reasoning, cost-bearing usage */
+  reply(&h, 200,
+        "\n  {\"id\":\"gen-1\",\"provider\":\"Anthropic\",\"model\":\"x\","
+        "\"choices\":[{\"index\":0,\"finish_reason\":\"stop\","
+        "\"native_finish_reason\":\"end_turn\",\"message\":{\"role\":"
+        "\"assistant\",\"content\":\"4\",\"reasoning\":\"2+2\"}}],"
+        "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,"
+        "\"total_tokens\":15,\"cost\":0.0001}}");
+  resp = llmr__response_new();
+  assert_int_equal(p->vt->parse_response(p, &h, resp), LLMR_OK);
+  assert_string_equal(llmr_response_text(resp), "4");
+  assert_string_equal(llmr_response_reasoning(resp), "2+2");
+  assert_string_equal(llmr_response_finish_reason(resp), "stop");
+  assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT), 10);
+  assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_CACHED), 0);
+  assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_REASONING), 0);
+  llmr_response_free(resp);
+  llmr__http_response_clear(&h);
+
+  /* Mistral model_length -> length; DeepSeek reasoning_content */
+  reply(&h, 200,
+        "{\"choices\":[{\"finish_reason\":\"model_length\",\"message\":{"
+        "\"content\":\"abc\",\"reasoning_content\":\"think\"}}]}");
+  resp = llmr__response_new();
+  assert_int_equal(p->vt->parse_response(p, &h, resp), LLMR_OK);
+  assert_string_equal(llmr_response_finish_reason(resp), "length");
+  assert_string_equal(llmr_response_reasoning(resp), "think");
+  /* no usage at all: counts stay unknown (-1) */
+  assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT), -1);
+  llmr_response_free(resp);
+  llmr__http_response_clear(&h);
+
+  /* OpenRouter: a 200 that carries an error object is an error */
+  reply(&h, 200,
+        "{\"error\":{\"code\":502,\"message\":\"Provider returned error\"}}");
+  resp = llmr__response_new();
+  assert_int_equal(p->vt->parse_response(p, &h, resp), LLMR_E_PROVIDER);
+  assert_string_equal(llmr_response_error(resp), "Provider returned error");
+  assert_null(llmr_response_error_type(resp));
+  llmr_response_free(resp);
+  llmr__http_response_clear(&h);
+  llmr__provider_free(p);
+}
+
+static void test_classify_non_json(void **state) {
+  llmr_provider *p = provider("openai", NULL);
+  llmr_http_response h;
+  llmr_response *resp = llmr__response_new();
+  (void)state;
+  reply(&h, 500, "\xff\xfe<html>\x01oops");
+  assert_int_equal(p->vt->classify_error(p, &h, resp), LLMR_E_SERVER);
+  /* the message quotes the body, printable ASCII only */
+  assert_string_equal(llmr_response_error(resp), "HTTP 500: ?" "?<html>?oops");
+  assert_true(llmr_response_retryable(resp));
+  llmr_response_free(resp);
+  llmr__http_response_clear(&h);
+  llmr__provider_free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_build_stream_request),
+      cmocka_unit_test(test_parse_bodies),
+      cmocka_unit_test(test_classify_non_json),
+  };
+  return cmocka_run_group_tests_name("unit/openai_adapter", tests, NULL, NULL);
+}
