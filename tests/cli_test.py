@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""The llmroute CLI, run as a user would, against the provider emulator.
+
+Checks plain and --json output, fallback traces, --request files with -m
+overrides, stdin prompts, failure documents, exit codes 0/1/2, and that a
+key never appears in anything the CLI prints."""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+ROOT = os.environ.get("LLMR_SRCDIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "llmroute"))
+SECRET = "sk-cli-secret-5a4b3c2d"
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+def control(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def run(port, args, stdin=None, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({
+        "OPENAI_API_KEY": SECRET,
+        "OPENROUTER_API_KEY": SECRET,
+        "LLMR_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "LLMR_OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/api/v1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    })
+    env.update(env_extra or {})
+    p = subprocess.run([CLI] + args, input=stdin, capture_output=True, text=True,
+                       env=env, timeout=60)
+    check("secret never printed " + " ".join(args[:3]),
+          SECRET not in p.stdout and SECRET not in p.stderr)
+    return p
+
+
+def main():
+    emu = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/mock/emulator.py"),
+                            "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(emu.stdout.readline().split()[1])
+        control(port, "/_emu/script", {"model": "gpt-down", "default":
+                                       {"kind": "error", "preset": "overloaded",
+                                        "headers": {"Retry-After": "4"}}})
+
+        # plain: the answer only, exit 0
+        p = run(port, ["-m", "openai/gpt-4o-mini", "Say hi"])
+        check("plain exit", p.returncode == 0, p.stderr)
+        check("plain text", p.stdout == "Hello from gpt-4o-mini!\n", repr(p.stdout))
+
+        # --json with a fallback chain: OpenAI shape + llmroute trace
+        p = run(port, ["--json", "-m", "openai/gpt-down,openrouter/meta-llama/llama-3.1-8b",
+                       "--system", "Be terse.", "--max-tokens", "12",
+                       "--temperature", "0.3", "hello"])
+        check("json exit", p.returncode == 0, p.stderr)
+        doc = json.loads(p.stdout)
+        check("json object", doc.get("object") == "chat.completion")
+        check("json model is the slug that answered",
+              doc.get("model") == "openrouter/meta-llama/llama-3.1-8b", doc.get("model"))
+        check("json content", doc["choices"][0]["message"]["content"]
+              == "Hello from meta-llama/llama-3.1-8b!")
+        check("json finish", doc["choices"][0]["finish_reason"] == "stop")
+        check("json usage", isinstance(doc["usage"]["prompt_tokens"], int))
+        lr = doc["llmroute"]
+        check("json provider", lr["provider"] == "openrouter")
+        check("json attempts", [a["model"] for a in lr["attempts"]]
+              == ["openai/gpt-down", "openrouter/meta-llama/llama-3.1-8b"])
+        check("json first attempt 503", lr["attempts"][0]["http_status"] == 503
+              and lr["attempts"][0]["error"])
+        check("json second attempt ok", lr["attempts"][1]["error"] is None)
+        sent = control(port, "/_emu/requests")[-1]["body"]
+        check("system, max_tokens, temperature sent",
+              sent["messages"][0] == {"role": "system", "content": "Be terse."}
+              and sent["max_tokens"] == 12 and sent["temperature"] == 0.3, sent)
+
+        # failure: error document, exit 1
+        p = run(port, ["--json", "-m", "openai/gpt-down", "hello"])
+        check("fail exit", p.returncode == 1, p.returncode)
+        doc = json.loads(p.stdout)
+        e = doc.get("error", {})
+        check("fail error fields", e.get("code") == "LLMR_E_OVERLOADED"
+              and e.get("type") == "server_error" and e.get("http_status") == 503
+              and e.get("retryable") is True and e.get("retry_after_s") == 4, e)
+        check("fail trace", doc["llmroute"]["attempts"][0]["http_status"] == 503)
+        p = run(port, ["-m", "openai/gpt-down", "hello"])
+        check("fail plain", p.returncode == 1 and p.stdout == ""
+              and "LLMR_E_OVERLOADED" in p.stderr, p.stderr)
+
+        # a refused connection: null http_status
+        p = run(port, ["--json", "-m", "openai/x", "hi"],
+                env_extra={"LLMR_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+        doc = json.loads(p.stdout)
+        check("refused", p.returncode == 1 and doc["error"]["code"] == "LLMR_E_TRANSPORT"
+              and doc["error"]["http_status"] is None and doc["error"]["type"] is None, doc)
+
+        # --request file with tools and tool results; -m overrides "model"
+        req = {"model": "openai/ignored", "messages": [
+            {"role": "user", "content": "weather in Oslo?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "-3C"}],
+            "tools": [{"type": "function", "function": {
+                "name": "get_weather", "parameters": {"type": "object"}}}],
+            "response_format": {"type": "json_object"}}
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"llmr-cli-{os.getpid()}.json")
+        with open(path, "w") as f:
+            json.dump(req, f)
+        p = run(port, ["--json", "--request", path, "-m", "openai/gpt-4o"])
+        os.unlink(path)
+        check("request exit", p.returncode == 0, p.stderr)
+        sent = control(port, "/_emu/requests")[-1]
+        check("request model overridden", sent["body"]["model"] == "gpt-4o")
+        check("request passes tools and tool results",
+              sent["body"]["messages"][1]["tool_calls"][0]["id"] == "call_1"
+              and sent["body"]["messages"][2]["tool_call_id"] == "call_1"
+              and sent["body"]["tools"][0]["function"]["name"] == "get_weather"
+              and sent["body"]["response_format"] == {"type": "json_object"})
+        # --request from stdin, models from the document
+        p = run(port, ["--request", "-"], stdin=json.dumps(
+            {"models": ["openai/gpt-down", "openai/gpt-4o"],
+             "messages": [{"role": "user", "content": "x"}]}))
+        check("request stdin", p.returncode == 0 and p.stdout == "Hello from gpt-4o!\n",
+              p.stdout + p.stderr)
+        # prompt from stdin
+        p = run(port, ["-m", "openai/gpt-4o", "-"], stdin="from stdin\n")
+        sent = control(port, "/_emu/requests")[-1]["body"]
+        check("prompt stdin", p.returncode == 0
+              and sent["messages"][-1]["content"] == "from stdin\n", sent)
+
+        # usage errors: exit 2, nothing sent
+        before = control(port, "/_emu/stats")["requests"]
+        for args, why in ((["hello"], "no model"),
+                          (["-m", "openai/x"], "no prompt"),
+                          (["-m", "openai/x", "--max-tokens", "zero", "hi"], "bad number"),
+                          (["-m", "openai/x", "--temperature", "9", "hi"], "bad temperature"),
+                          (["--bogus"], "unknown option"),
+                          (["--request", "/nonexistent/file.json"], "missing file")):
+            p = run(port, args)
+            check("usage " + why, p.returncode == 2, (p.returncode, p.stderr))
+        p = run(port, ["--request", "-"], stdin='{"model":"openai/x","messages":[{"role":"bot"}]}')
+        check("invalid request names the field", p.returncode == 2
+              and "messages[0].role" in p.stderr, p.stderr)
+        check("usage errors sent nothing", control(port, "/_emu/stats")["requests"] == before)
+        p = run(port, ["--help"])
+        check("help", p.returncode == 0 and "usage:" in p.stdout)
+    finally:
+        emu.terminate()
+        emu.wait(10)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
