@@ -597,6 +597,43 @@ static void test_environment_defaults(void **state) {
   llmr_router_free(r);
 }
 
+static void test_proxy_from_environment(void **state) {
+  /* libcurl's proxy variables are honoured: the request for a host that
+   * does not exist goes to the "proxy" (the emulator) in absolute form */
+  char proxy[128];
+  const char *slugs[] = {"farhost/gpt-4o"};
+  llmr_router *r;
+  llmr_response *resp;
+  cJSON *got;
+  const char *saved = getenv("NO_PROXY");
+  char *saved_copy = saved ? strdup(saved) : NULL;
+  (void)state;
+  snprintf(proxy, sizeof(proxy), "%s", E.base);
+  assert_int_equal(
+      llmr_router_new("{\"use_env\": false, \"providers\": {\"farhost\": {"
+                      "\"base_url\": \"http://api.example.invalid/v1\", "
+                      "\"api_key\": \"k\"}}}",
+                      &r),
+      LLMR_OK);
+  setenv("http_proxy", proxy, 1);
+  unsetenv("NO_PROXY");
+  unsetenv("no_proxy");
+  resp = call(r, slugs, 1, LLMR_OK);
+  unsetenv("http_proxy");
+  if (saved_copy) {
+    setenv("NO_PROXY", saved_copy, 1);
+    setenv("no_proxy", saved_copy, 1);
+    free(saved_copy);
+  }
+  got = emu_request(&E, -1);
+  assert_non_null(strstr(cJSON_GetObjectItem(got, "path")->valuestring,
+                         "/v1/chat/completions"));
+  assert_string_equal(hdr(got, "host"), "api.example.invalid");
+  cJSON_Delete(got);
+  llmr_response_free(resp);
+  llmr_router_free(r);
+}
+
 /* ---- the JSON API ---------------------------------------------------------- */
 
 static void test_complete_json(void **state) {
@@ -740,6 +777,7 @@ int main(void) {
       cmocka_unit_test_setup(test_keepalive_reuse, reset),
       cmocka_unit_test_setup(test_host_dialects, reset),
       cmocka_unit_test_setup(test_environment_defaults, reset),
+      cmocka_unit_test_setup(test_proxy_from_environment, reset),
       cmocka_unit_test_setup(test_complete_json, reset),
       cmocka_unit_test_setup(test_key_never_in_output, reset),
   };
