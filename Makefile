@@ -63,35 +63,51 @@ cli: $(CLI)
 examples: $(EXAMPLES)
 tests: $(UNIT_TESTS) $(INT_TESTS)
 
+# V=1 shows the full commands
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @echo "  $(1) $(2)"
+endif
+
 $(B)/obj/%.o: src/%.c $(wildcard src/*.h src/providers/*.h include/*.h include/llmroute/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--as-needed \
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--as-needed \
 	  $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
 	ln -sf libllmroute.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libllmroute.so
 
 $(CLI): cli/llmroute.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
 
 $(B)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(STATIC) $(SUPPORT_SRC) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
+	$(call say,LD,$@)
+	$(Q)$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
 
 $(B)/tests/%: tests/integration/%.c $(STATIC) $(SUPPORT_SRC) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
+	$(call say,LD,$@)
+	$(Q)$(CC) $(TEST_CFLAGS) $< $(SUPPORT_SRC) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS) -lcmocka
 
 # ---- dependencies ----------------------------------------------------------
 

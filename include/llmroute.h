@@ -198,6 +198,34 @@ LLMR_API llmr_status llmr_request_set_app(llmr_request *req, const char *app);
 LLMR_API llmr_status llmr_request_set_user(llmr_request *req,
                                            const char *user);
 
+/* Reasoning ("thinking") knob, one for every provider: an effort
+ * ("minimal", "low", "medium", "high") and/or a token budget (0 = none).
+ * Each adapter maps it to its provider (OpenAI reasoning_effort, Anthropic
+ * thinking.budget_tokens, Gemini thinkingConfig.thinkingBudget). effort
+ * NULL and budget 0 clear it. LLMR_E_INVAL for an unknown effort or a
+ * negative budget. */
+LLMR_API llmr_status llmr_request_set_reasoning(llmr_request *req,
+                                                const char *effort,
+                                                int64_t budget_tokens);
+
+/* Tool choice: "auto", "none", "required", or the name of one declared
+ * function to force. NULL clears. */
+LLMR_API llmr_status llmr_request_set_tool_choice(llmr_request *req,
+                                                  const char *choice);
+
+/* Response format as OpenAI's JSON object, e.g. {"type":"json_object"} or
+ * {"type":"json_schema","json_schema":{"name":..,"schema":{..}}}. NULL
+ * clears. LLMR_E_INVAL if it does not parse or has no known type. */
+LLMR_API llmr_status llmr_request_set_response_format(llmr_request *req,
+                                                      const char *json);
+
+/* Append an image to the last message (which must be a user message):
+ * an https URL or a data URL ("data:image/png;base64,...").
+ * `detail` ("low", "high", "auto") may be NULL. */
+LLMR_API llmr_status llmr_request_add_image(llmr_request *req,
+                                            const char *url,
+                                            const char *detail);
+
 /* Number of messages in the request. */
 LLMR_API size_t llmr_request_message_count(const llmr_request *req);
 

@@ -53,6 +53,10 @@ void llmr__errf(char *errbuf, size_t size, const char *fmt, ...)
 int llmr__strcaseeq(const char *a, const char *b);
 int llmr__strncaseeq(const char *a, const char *b, size_t n);
 
+/* A unique id for a tool call a provider sent without one
+ * ("call_llmr_<time>_<n>"); out should hold 64 bytes. */
+void llmr__synth_call_id(char *out, size_t n);
+
 /* Milliseconds from a monotonic clock. */
 double llmr__now_ms(void);
 
@@ -90,7 +94,8 @@ struct llmr_request {
   size_t n_stop;
   char *app;
   char *user;
-  char *reasoning_effort;
+  char *reasoning_effort;   /* "minimal" | "low" | "medium" | "high" */
+  int64_t reasoning_budget; /* thinking tokens; 0: not set */
   double temperature;
   double top_p;
   int64_t max_tokens; /* 0: not set */
@@ -101,6 +106,14 @@ struct llmr_request {
 };
 
 const char *llmr__role_name(llmr_role role);
+/* Whether the request uses images / tools / a JSON response format /
+ * reasoning (for capability checks). */
+int llmr__request_has_images(const llmr_request *req);
+int llmr__request_wants_json(const llmr_request *req);
+int llmr__request_wants_reasoning(const llmr_request *req);
+/* Effort implied by the knob: the effort if set, else from the budget
+ * (< 2048 low, < 8192 medium, else high); NULL when no knob is set. */
+const char *llmr__reasoning_effort(const llmr_request *req);
 
 /* ---- response model ----------------------------------------------------- */
 
@@ -223,7 +236,8 @@ typedef struct llmr__builtin {
   const char *name;
   const llmr_provider_vt *vt;
   const char *base_url;
-  const char *key_env; /* NULL: no key variable */
+  const char *key_env;  /* NULL: no key variable */
+  const char *key_env2; /* a second variable tried when the first is unset */
   int key_required;
   const char *dialect; /* option "dialect" for the OpenAI adapter */
 } llmr__builtin;
@@ -231,8 +245,12 @@ typedef struct llmr__builtin {
 extern const llmr__builtin llmr__builtins[];
 extern const size_t llmr__n_builtins;
 extern const llmr_provider_vt llmr__openai_vt;
+extern const llmr_provider_vt llmr__anthropic_vt;
+extern const llmr_provider_vt llmr__gemini_vt;
 
 const llmr__builtin *llmr__builtin_find(const char *name);
+/* The provider an alias stands for ("gemini" -> "google"), or NULL. */
+const char *llmr__provider_alias(const char *name, size_t len);
 /* Build a provider instance: defaults from `def` (may be NULL), then the
  * environment when use_env, then `conf` (may be NULL). */
 llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,

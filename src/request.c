@@ -267,6 +267,148 @@ LLMR_API llmr_status llmr_request_set_user(llmr_request *req,
   return req ? replace_str(&req->user, user) : LLMR_E_INVAL;
 }
 
+static int valid_effort(const char *e) {
+  return strcmp(e, "minimal") == 0 || strcmp(e, "low") == 0 ||
+         strcmp(e, "medium") == 0 || strcmp(e, "high") == 0;
+}
+
+LLMR_API llmr_status llmr_request_set_reasoning(llmr_request *req,
+                                                const char *effort,
+                                                int64_t budget_tokens) {
+  if (!req || budget_tokens < 0 || (effort && !valid_effort(effort)))
+    return LLMR_E_INVAL;
+  if (replace_str(&req->reasoning_effort, effort) != LLMR_OK)
+    return LLMR_E_NOMEM;
+  req->reasoning_budget = budget_tokens;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_request_set_tool_choice(llmr_request *req,
+                                                  const char *choice) {
+  cJSON *c = NULL, *fn;
+  if (!req)
+    return LLMR_E_INVAL;
+  if (choice) {
+    if (!*choice)
+      return LLMR_E_INVAL;
+    if (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0 ||
+        strcmp(choice, "required") == 0) {
+      c = cJSON_CreateString(choice);
+    } else if ((c = cJSON_CreateObject())) {
+      if (!cJSON_AddStringToObject(c, "type", "function") ||
+          !(fn = cJSON_AddObjectToObject(c, "function")) ||
+          !cJSON_AddStringToObject(fn, "name", choice)) {
+        cJSON_Delete(c);
+        c = NULL;
+      }
+    }
+    if (!c)
+      return LLMR_E_NOMEM;
+  }
+  cJSON_Delete(req->tool_choice);
+  req->tool_choice = c;
+  return LLMR_OK;
+}
+
+static int valid_response_format(const cJSON *v) {
+  const char *t = llmr__json_str(v, "type");
+  if (!t)
+    return 0;
+  if (strcmp(t, "json_schema") == 0)
+    return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(v, "json_schema"));
+  return strcmp(t, "text") == 0 || strcmp(t, "json_object") == 0;
+}
+
+LLMR_API llmr_status llmr_request_set_response_format(llmr_request *req,
+                                                      const char *json) {
+  cJSON *v = NULL;
+  if (!req)
+    return LLMR_E_INVAL;
+  if (json) {
+    v = cJSON_Parse(json);
+    if (!cJSON_IsObject(v) || !valid_response_format(v)) {
+      cJSON_Delete(v);
+      return LLMR_E_INVAL;
+    }
+  }
+  cJSON_Delete(req->response_format);
+  req->response_format = v;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_request_add_image(llmr_request *req,
+                                            const char *url,
+                                            const char *detail) {
+  llmr__message *m;
+  cJSON *part = NULL, *iu;
+  if (!req || !url || req->n_messages == 0)
+    return LLMR_E_INVAL;
+  if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0 &&
+      strncmp(url, "data:", 5) != 0)
+    return LLMR_E_INVAL;
+  m = &req->messages[req->n_messages - 1];
+  if (m->role != LLMR_ROLE_USER)
+    return LLMR_E_INVAL;
+  if (!m->parts) {
+    /* text content becomes the first part */
+    if (!(m->parts = cJSON_CreateArray()))
+      return LLMR_E_NOMEM;
+    if (m->content) {
+      cJSON *t = cJSON_CreateObject();
+      if (!t || !cJSON_AddStringToObject(t, "type", "text") ||
+          !cJSON_AddStringToObject(t, "text", m->content)) {
+        cJSON_Delete(t);
+        return LLMR_E_NOMEM;
+      }
+      cJSON_AddItemToArray(m->parts, t);
+      llmr__free(m->content);
+      m->content = NULL;
+    }
+  }
+  if (!(part = cJSON_CreateObject()) ||
+      !cJSON_AddStringToObject(part, "type", "image_url") ||
+      !(iu = cJSON_AddObjectToObject(part, "image_url")) ||
+      !cJSON_AddStringToObject(iu, "url", url) ||
+      (detail && !cJSON_AddStringToObject(iu, "detail", detail))) {
+    cJSON_Delete(part);
+    return LLMR_E_NOMEM;
+  }
+  cJSON_AddItemToArray(m->parts, part);
+  return LLMR_OK;
+}
+
+int llmr__request_has_images(const llmr_request *req) {
+  size_t i;
+  const cJSON *p;
+  for (i = 0; i < req->n_messages; i++) {
+    cJSON_ArrayForEach(p, req->messages[i].parts) {
+      const char *t = llmr__json_str(p, "type");
+      if (t && strcmp(t, "image_url") == 0)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+int llmr__request_wants_json(const llmr_request *req) {
+  const char *t = llmr__json_str(req->response_format, "type");
+  return t && strcmp(t, "text") != 0;
+}
+
+int llmr__request_wants_reasoning(const llmr_request *req) {
+  return req->reasoning_effort != NULL || req->reasoning_budget > 0;
+}
+
+const char *llmr__reasoning_effort(const llmr_request *req) {
+  if (req->reasoning_effort)
+    return req->reasoning_effort;
+  if (req->reasoning_budget <= 0)
+    return NULL;
+  if (req->reasoning_budget < 2048)
+    return "low";
+  return req->reasoning_budget < 8192 ? "medium" : "high";
+}
+
 /* ---- from OpenAI JSON --------------------------------------------------- */
 
 #define BAD(...)                                                               \
@@ -515,9 +657,29 @@ static llmr_status parse_field(llmr_request *req, const cJSON *v,
   if (strcmp(k, "reasoning_effort") == 0) {
     if (cJSON_IsNull(v))
       return LLMR_OK;
-    if (!cJSON_IsString(v))
-      BAD("reasoning_effort: expected a string");
+    if (!cJSON_IsString(v) || !valid_effort(v->valuestring))
+      BAD("reasoning_effort: expected \"minimal\", \"low\", \"medium\" or "
+          "\"high\"");
     return replace_str(&req->reasoning_effort, v->valuestring);
+  }
+  if (strcmp(k, "reasoning") == 0) {
+    /* OpenRouter's unified knob: {"effort": ..., "max_tokens": ...} */
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, "effort");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(v, "max_tokens");
+    if (cJSON_IsNull(v))
+      return LLMR_OK;
+    if (!cJSON_IsObject(v))
+      BAD("reasoning: expected an object with effort and/or max_tokens");
+    if (e && !(cJSON_IsString(e) && valid_effort(e->valuestring)))
+      BAD("reasoning.effort: expected \"minimal\", \"low\", \"medium\" or "
+          "\"high\"");
+    if (mt && !(is_integral(mt) && mt->valuedouble >= 0))
+      BAD("reasoning.max_tokens: expected a non-negative integer");
+    if (e && replace_str(&req->reasoning_effort, e->valuestring) != LLMR_OK)
+      return LLMR_E_NOMEM;
+    if (mt)
+      req->reasoning_budget = (int64_t)mt->valuedouble;
+    return LLMR_OK;
   }
   if (strcmp(k, "tool_choice") == 0) {
     if (cJSON_IsNull(v))
@@ -709,9 +871,20 @@ cJSON *llmr__request_to_openai(const llmr_request *req, const char *model) {
   if (req->has_seed &&
       !cJSON_AddNumberToObject(root, "seed", (double)req->seed))
     goto oom;
-  if (req->reasoning_effort &&
-      !cJSON_AddStringToObject(root, "reasoning_effort", req->reasoning_effort))
+  if (req->reasoning_budget > 0) {
+    /* a budget has no OpenAI field: OpenRouter's unified object keeps it */
+    cJSON *ro = cJSON_AddObjectToObject(root, "reasoning");
+    if (!ro ||
+        (req->reasoning_effort &&
+         !cJSON_AddStringToObject(ro, "effort", req->reasoning_effort)) ||
+        !cJSON_AddNumberToObject(ro, "max_tokens",
+                                 (double)req->reasoning_budget))
+      goto oom;
+  } else if (req->reasoning_effort &&
+             !cJSON_AddStringToObject(root, "reasoning_effort",
+                                      req->reasoning_effort)) {
     goto oom;
+  }
   if (req->user && !cJSON_AddStringToObject(root, "user", req->user))
     goto oom;
   if (req->extra) {

@@ -298,6 +298,11 @@ static llmr_status attempt_one(llmr_router *r, const char *slug,
   }
   pp = find_slot(r, slug, (size_t)(slash - slug));
   if (!pp) {
+    const char *real = llmr__provider_alias(slug, (size_t)(slash - slug));
+    if (real)
+      pp = find_slot(r, real, strlen(real));
+  }
+  if (!pp) {
     snprintf(err, sizeof(err), "no provider named '%.*s' is registered",
              (int)(slash - slug), slug);
     llmr_response_set_error(resp, LLMR_E_NO_PROVIDER, NULL, err, 0, -1);

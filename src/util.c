@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,12 @@ static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_ALL); }
 llmr_status llmr__global_once(void) {
   pthread_once(&global_once, global_init);
   return global_rc == CURLE_OK ? LLMR_OK : LLMR_E_NOMEM;
+}
+
+void llmr__synth_call_id(char *out, size_t n) {
+  static atomic_ulong counter;
+  unsigned long k = atomic_fetch_add(&counter, 1UL);
+  snprintf(out, n, "call_llmr_%lx_%lu", (unsigned long)time(NULL), k);
 }
 
 /* ---- status table and version ------------------------------------------- */

@@ -8,7 +8,6 @@
  */
 #include "../internal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +57,16 @@ static llmr_status openai_build(const llmr_provider *p,
     if (!dialect_is(p, "mistral") &&
         (!(so = cJSON_AddObjectToObject(body, "stream_options")) ||
          !cJSON_AddTrueToObject(so, "include_usage")))
+      goto out;
+  }
+  /* The reasoning budget only exists as OpenRouter's "reasoning" object;
+   * every other host gets the effort it implies. */
+  if (!dialect_is(p, "openrouter") &&
+      cJSON_HasObjectItem(body, "reasoning") &&
+      llmr__reasoning_effort(req)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "reasoning");
+    if (!cJSON_AddStringToObject(body, "reasoning_effort",
+                                 llmr__reasoning_effort(req)))
       goto out;
   }
   if (dialect_is(p, "mistral") && (st = mistral_fixups(body, resp)) != LLMR_OK)
@@ -111,13 +120,6 @@ static const char *finish_reason(const char *native) {
   return native;
 }
 
-/* A unique id for a tool call a provider sent without one. */
-static void synth_call_id(char *out, size_t n) {
-  static atomic_ulong counter;
-  unsigned long k = atomic_fetch_add(&counter, 1UL);
-  snprintf(out, n, "call_llmr_%lx_%lu", (unsigned long)time(NULL), k);
-}
-
 static llmr_status parse_tool_calls(const cJSON *tcs, llmr_response *resp) {
   const cJSON *tc;
   cJSON_ArrayForEach(tc, tcs) {
@@ -134,7 +136,7 @@ static llmr_status parse_tool_calls(const cJSON *tcs, llmr_response *resp) {
                  ? LLMR_E_PROTOCOL
                  : LLMR_E_NOMEM;
     if (!id || !*id) {
-      synth_call_id(idbuf, sizeof(idbuf));
+      llmr__synth_call_id(idbuf, sizeof(idbuf));
       id = idbuf;
     }
     /* Some hosts send arguments as an object rather than JSON text. */

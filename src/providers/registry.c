@@ -12,22 +12,43 @@
  * base URL option, to which the adapter appends its path. */
 const llmr__builtin llmr__builtins[] = {
     {"openai", &llmr__openai_vt, "https://api.openai.com/v1", "OPENAI_API_KEY",
-     1, NULL},
+     NULL, 1, NULL},
+    {"anthropic", &llmr__anthropic_vt, "https://api.anthropic.com",
+     "ANTHROPIC_API_KEY", NULL, 1, NULL},
+    /* the Google GenAI SDKs read GEMINI_API_KEY, then GOOGLE_API_KEY */
+    {"google", &llmr__gemini_vt, "https://generativelanguage.googleapis.com",
+     "GEMINI_API_KEY", "GOOGLE_API_KEY", 1, NULL},
     {"openrouter", &llmr__openai_vt, "https://openrouter.ai/api/v1",
-     "OPENROUTER_API_KEY", 1, "openrouter"},
+     "OPENROUTER_API_KEY", NULL, 1, "openrouter"},
     {"mistral", &llmr__openai_vt, "https://api.mistral.ai/v1",
-     "MISTRAL_API_KEY", 1, "mistral"},
+     "MISTRAL_API_KEY", NULL, 1, "mistral"},
     {"groq", &llmr__openai_vt, "https://api.groq.com/openai/v1",
-     "GROQ_API_KEY", 1, NULL},
+     "GROQ_API_KEY", NULL, 1, NULL},
     {"deepseek", &llmr__openai_vt, "https://api.deepseek.com",
-     "DEEPSEEK_API_KEY", 1, NULL},
-    {"xai", &llmr__openai_vt, "https://api.x.ai/v1", "XAI_API_KEY", 1, NULL},
+     "DEEPSEEK_API_KEY", NULL, 1, NULL},
+    {"xai", &llmr__openai_vt, "https://api.x.ai/v1", "XAI_API_KEY", NULL, 1,
+     NULL},
     {"together", &llmr__openai_vt, "https://api.together.xyz/v1",
-     "TOGETHER_API_KEY", 1, NULL},
+     "TOGETHER_API_KEY", NULL, 1, NULL},
     /* local: the key is optional and ignored by the server */
     {"ollama", &llmr__openai_vt, "http://localhost:11434/v1", "OLLAMA_API_KEY",
-     0, "ollama"},
+     NULL, 0, "ollama"},
 };
+
+/* Slug prefixes that name another provider. */
+static const struct {
+  const char *alias;
+  const char *name;
+} aliases[] = {{"gemini", "google"}};
+
+const char *llmr__provider_alias(const char *name, size_t len) {
+  size_t i;
+  for (i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+    if (strlen(aliases[i].alias) == len &&
+        memcmp(aliases[i].alias, name, len) == 0)
+      return aliases[i].name;
+  return NULL;
+}
 const size_t llmr__n_builtins = sizeof(llmr__builtins) / sizeof(llmr__builtins[0]);
 
 const llmr__builtin *llmr__builtin_find(const char *name) {
@@ -124,6 +145,8 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
       base = env(envname);
     if (key_env)
       key = env(key_env);
+    if (!key && def && def->key_env2 && key_env == def->key_env)
+      key = env(def->key_env2);
     if (def && strcmp(name, "openrouter") == 0) {
       if (env("LLMR_OPENROUTER_HTTP_REFERER") &&
           set_option(p, "http_referer", env("LLMR_OPENROUTER_HTTP_REFERER")))
