@@ -44,7 +44,7 @@ TEST_CFLAGS := $(filter-out -Wconversion -Wmissing-prototypes,$(CFLAGS_BASE)) -I
 LIBS    := $(DEP_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard src/*.c src/providers/*.c)
-LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/catalog_data.o
 STATIC  := $(B)/libllmroute.a
 SHARED  := $(B)/libllmroute.so.$(VERSION)
 CLI     := $(B)/llmroute
@@ -74,6 +74,20 @@ endif
 
 $(B)/obj/%.o: src/%.c $(wildcard src/*.h src/providers/*.h include/*.h include/llmroute/*.h)
 	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+# the built-in model catalog: data/models.json as a C string
+$(B)/catalog_data.c: data/models.json
+	@mkdir -p $(dir $@)
+	$(call say,GEN,$@)
+	$(Q){ echo '/* generated from data/models.json by the Makefile */'; \
+	  echo 'extern const char llmr__catalog_builtin_json[];'; \
+	  echo 'const char llmr__catalog_builtin_json[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(B)/obj/catalog_data.o: $(B)/catalog_data.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
@@ -171,13 +185,16 @@ install: all
 	install -m 644 $(B)/llmroute.pc $(DESTDIR)$(PCDIR)/llmroute.pc
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -d $(DESTDIR)$(PREFIX)/share/llmroute
+	install -m 644 data/models.json $(DESTDIR)$(PREFIX)/share/llmroute/models.json
 	if ls man/man1/*.1 >/dev/null 2>&1; then install -m 644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libllmroute.a $(DESTDIR)$(LIBDIR)/libllmroute.so \
 	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllmroute.so.$(VERSION) \
 	  $(DESTDIR)$(INCDIR)/llmroute.h $(DESTDIR)$(PCDIR)/llmroute.pc \
-	  $(DESTDIR)$(BINDIR)/llmroute
+	  $(DESTDIR)$(BINDIR)/llmroute $(DESTDIR)$(PREFIX)/share/llmroute/models.json
+	-rmdir $(DESTDIR)$(PREFIX)/share/llmroute 2>/dev/null
 	rm -f $(DESTDIR)$(INCDIR)/llmroute/provider.h
 	-rmdir $(DESTDIR)$(INCDIR)/llmroute 2>/dev/null
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$f); done

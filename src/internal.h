@@ -277,6 +277,50 @@ void llmr__error_fields(const cJSON *body, const char **message,
 /* Retry-After from the reply headers (retry-after-ms, then retry-after). */
 double llmr__retry_after_from_headers(const llmr_http_response *http);
 
+/* ---- model catalog (src/catalog.c) -------------------------------------- */
+
+#define LLMR__CAP_TOOLS 1u
+#define LLMR__CAP_VISION 2u
+#define LLMR__CAP_JSON 4u
+#define LLMR__CAP_REASONING 8u
+
+typedef struct llmr__model_info {
+  char *slug;     /* "anthropic/claude-3.5-sonnet" */
+  char *provider; /* "anthropic" */
+  char *model;    /* "claude-3-5-sonnet-20241022" */
+  int64_t context_window;    /* -1: unknown */
+  int64_t max_output_tokens; /* -1: unknown */
+  /* USD per million tokens; -1: unknown */
+  double price_input;
+  double price_output;
+  double price_cache_read;
+  double price_cache_write;
+  double price_reasoning; /* when it differs from output */
+  double price_request;   /* USD per request */
+  unsigned caps;       /* LLMR__CAP_* */
+  unsigned caps_known; /* 0: no capability list given, nothing is checked */
+} llmr__model_info;
+
+typedef struct llmr__catalog {
+  llmr__model_info *v; /* sorted by slug */
+  size_t n;
+  size_t cap;
+} llmr__catalog;
+
+llmr_status llmr__catalog_load_builtin(llmr__catalog *c, char *errbuf,
+                                       size_t errsize);
+llmr_status llmr__catalog_load_file(llmr__catalog *c, const char *path,
+                                    char *errbuf, size_t errsize);
+llmr_status llmr__catalog_merge_json(llmr__catalog *c, const char *json,
+                                     size_t len, const char *origin,
+                                     char *errbuf, size_t errsize);
+const llmr__model_info *llmr__catalog_find(const llmr__catalog *c,
+                                           const char *slug);
+void llmr__catalog_free(llmr__catalog *c);
+/* The first capability the request needs that the model lacks, or NULL. */
+const char *llmr__capability_missing(const llmr__model_info *m,
+                                     const llmr_request *req);
+
 /* ---- JSON helpers ------------------------------------------------------- */
 
 /* Non-NULL string value of obj[key], or NULL. */

@@ -18,6 +18,7 @@ struct llmr_router {
   size_t n_providers;
   size_t cap_providers;
   llmr__transport *transport;
+  llmr__catalog catalog;
   int use_env;
 };
 
@@ -56,6 +57,7 @@ LLMR_API void llmr_router_free(llmr_router *r) {
     llmr__provider_free(r->providers[i]);
   llmr__free(r->providers);
   llmr__transport_free(r->transport);
+  llmr__catalog_free(&r->catalog);
   llmr__free(r);
 }
 
@@ -79,7 +81,7 @@ static int conf_long(const cJSON *conf, const char *key, long min, long *out) {
 
 static const char *const top_keys[] = {
     "use_env",    "connect_timeout_ms", "timeout_ms", "max_response_bytes",
-    "ca_file",    "user_agent",         "providers",  NULL};
+    "ca_file",    "user_agent",         "providers",  "catalog", NULL};
 
 LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
                                         llmr_router **out, char *errbuf,
@@ -146,6 +148,25 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
   if (!topts.ca_file && r->use_env && getenv("LLMR_CA_FILE") &&
       *getenv("LLMR_CA_FILE"))
     topts.ca_file = getenv("LLMR_CA_FILE");
+
+  /* the catalog: built in, then the user's file over it */
+  if ((st = llmr__catalog_load_builtin(&r->catalog, errbuf, errsize)) !=
+      LLMR_OK)
+    goto out;
+  {
+    const char *path = NULL;
+    if ((v = cJSON_GetObjectItemCaseSensitive(conf, "catalog"))) {
+      if (!cJSON_IsString(v))
+        CONF_ERR("config.catalog: expected the path of a catalog JSON file");
+      path = v->valuestring;
+    } else if (r->use_env && getenv("LLMR_CATALOG") &&
+               *getenv("LLMR_CATALOG")) {
+      path = getenv("LLMR_CATALOG");
+    }
+    if (path && (st = llmr__catalog_load_file(&r->catalog, path, errbuf,
+                                              errsize)) != LLMR_OK)
+      goto out;
+  }
 
   /* Built-ins first, then the providers the config adds. */
   for (i = 0; i < llmr__n_builtins; i++) {
@@ -278,7 +299,9 @@ static llmr_status generic_classify(const llmr_http_response *http,
 /* Try one slug. Fills resp (answer or error) and *a (the trace entry). */
 static llmr_status attempt_one(llmr_router *r, const char *slug,
                                const llmr_request *req, llmr_response *resp,
-                               llmr__attempt *a) {
+                               llmr__attempt *a, const char **native_out) {
+  const llmr__model_info *info;
+  const char *native, *missing;
   llmr_http_request http;
   llmr_http_response reply;
   const char *slash = strchr(slug, '/');
@@ -296,27 +319,47 @@ static llmr_status attempt_one(llmr_router *r, const char *slug,
                             -1);
     return LLMR_E_NO_PROVIDER;
   }
-  pp = find_slot(r, slug, (size_t)(slash - slug));
-  if (!pp) {
-    const char *real = llmr__provider_alias(slug, (size_t)(slash - slug));
-    if (real)
-      pp = find_slot(r, real, strlen(real));
+  /* a catalog slug names its provider and native id; any other slug is
+   * provider/native-id as written */
+  if ((info = llmr__catalog_find(&r->catalog, slug))) {
+    pp = find_slot(r, info->provider, strlen(info->provider));
+    native = info->model;
+  } else {
+    pp = find_slot(r, slug, (size_t)(slash - slug));
+    if (!pp) {
+      const char *real = llmr__provider_alias(slug, (size_t)(slash - slug));
+      if (real)
+        pp = find_slot(r, real, strlen(real));
+    }
+    native = slash + 1;
   }
+  *native_out = native;
   if (!pp) {
-    snprintf(err, sizeof(err), "no provider named '%.*s' is registered",
-             (int)(slash - slug), slug);
+    if (info)
+      snprintf(err, sizeof(err), "no provider named '%s' is registered",
+               info->provider);
+    else
+      snprintf(err, sizeof(err), "no provider named '%.*s' is registered",
+               (int)(slash - slug), slug);
     llmr_response_set_error(resp, LLMR_E_NO_PROVIDER, NULL, err, 0, -1);
     return LLMR_E_NO_PROVIDER;
   }
   p = *pp;
   a->provider = p->name;
+  if ((missing = llmr__capability_missing(info, req))) {
+    snprintf(err, sizeof(err),
+             "%s does not support %s (model catalog); skipped", slug,
+             missing);
+    llmr_response_set_error(resp, LLMR_E_CAPABILITY, NULL, err, 0, -1);
+    return LLMR_E_CAPABILITY;
+  }
   if (p->key_required && !p->api_key) {
     snprintf(err, sizeof(err), "no API key configured for provider '%s'",
              p->name);
     llmr_response_set_error(resp, LLMR_E_NO_KEY, NULL, err, 0, -1);
     return LLMR_E_NO_KEY;
   }
-  st = p->vt->build_request(p, req, slash + 1, 0, &http, resp);
+  st = p->vt->build_request(p, req, native, 0, &http, resp);
   for (i = 0; st == LLMR_OK && i < p->n_headers; i++)
     st = llmr_http_request_add_header(&http, p->headers[i].name,
                                       p->headers[i].value);
@@ -376,11 +419,12 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
   }
   for (i = 0; i < n_models; i++) {
     llmr__attempt a;
+    const char *native = NULL;
     double t0 = llmr__now_ms();
     memset(&a, 0, sizeof(a));
     a.model = (char *)(models[i] ? models[i] : ""); /* borrowed; copied by add_attempt */
     llmr__response_reset_attempt(resp);
-    st = attempt_one(r, a.model, req, resp, &a);
+    st = attempt_one(r, a.model, req, resp, &a, &native);
     a.status = st;
     a.duration_ms = llmr__now_ms() - t0;
     a.retryable = st != LLMR_OK && resp->retryable;
@@ -390,9 +434,8 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
       break;
     }
     if (st == LLMR_OK) {
-      const char *slash = strchr(a.model, '/');
       resp->status = LLMR_OK;
-      if (llmr__response_set_answered(resp, a.model, a.provider, slash + 1) !=
+      if (llmr__response_set_answered(resp, a.model, a.provider, native) !=
           LLMR_OK)
         st = LLMR_E_NOMEM;
       break;

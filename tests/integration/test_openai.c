@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static emu E;
 
@@ -634,6 +635,65 @@ static void test_proxy_from_environment(void **state) {
   llmr_router_free(r);
 }
 
+/* ---- the model catalog ----------------------------------------------------- */
+
+static void test_catalog_routing_and_capability_skip(void **state) {
+  char path[] = "/tmp/llmr-catalog-XXXXXX";
+  char conf[2048];
+  const char *slugs[] = {"openai/o3-mini", "mycorp/fast"};
+  llmr_router *r;
+  llmr_request *req;
+  llmr_response *resp = NULL;
+  cJSON *got;
+  FILE *f;
+  int fd = mkstemp(path);
+  (void)state;
+  assert_true(fd >= 0);
+  f = fdopen(fd, "w");
+  fputs("{\"models\":[{\"slug\":\"mycorp/fast\",\"provider\":\"openai\","
+        "\"model\":\"gpt-4o-mini\",\"capabilities\":[\"tools\",\"vision\"]}]}",
+        f);
+  fclose(f);
+  snprintf(conf, sizeof(conf),
+           "{\"use_env\": false, \"catalog\": \"%s\", \"providers\": {"
+           "\"openai\": {\"base_url\": \"%s/v1\", \"api_key\": \"k\"}}}",
+           path, E.base);
+  assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
+  unlink(path);
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "what is it?"),
+                   LLMR_OK);
+  assert_int_equal(
+      llmr_request_add_image(req, "data:image/png;base64,iVBORw0KGgo=", "low"),
+      LLMR_OK);
+  /* o3-mini has no vision (catalog): skipped with no network call */
+  assert_int_equal(llmr_complete(r, slugs, 2, req, &resp), LLMR_OK);
+  assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_CAPABILITY);
+  assert_non_null(strstr(llmr_response_attempt_error(resp, 0), "vision"));
+  assert_int_equal(emu_count(&E, "o3-mini"), 0);
+  /* the user's catalog slug routes to its provider and native id */
+  assert_string_equal(llmr_response_model(resp), "mycorp/fast");
+  assert_string_equal(llmr_response_provider(resp), "openai");
+  assert_string_equal(llmr_response_native_model(resp), "gpt-4o-mini");
+  got = emu_request(&E, -1);
+  assert_string_equal(cJSON_GetObjectItem(body(got), "model")->valuestring,
+                      "gpt-4o-mini");
+  cJSON_Delete(got);
+  llmr_response_free(resp);
+  llmr_request_free(req);
+  llmr_router_free(r);
+
+  /* a catalog file that does not parse is a clear router error */
+  {
+    char err[LLMR_ERRBUF_SIZE] = "";
+    assert_int_equal(llmr_router_new_ex("{\"catalog\": \"/nonexistent.json\"}",
+                                        &r, err, sizeof(err)),
+                     LLMR_E_INVAL);
+    assert_null(r);
+    assert_non_null(strstr(err, "/nonexistent.json"));
+  }
+}
+
 /* ---- the JSON API ---------------------------------------------------------- */
 
 static void test_complete_json(void **state) {
@@ -778,6 +838,7 @@ int main(void) {
       cmocka_unit_test_setup(test_host_dialects, reset),
       cmocka_unit_test_setup(test_environment_defaults, reset),
       cmocka_unit_test_setup(test_proxy_from_environment, reset),
+      cmocka_unit_test_setup(test_catalog_routing_and_capability_skip, reset),
       cmocka_unit_test_setup(test_complete_json, reset),
       cmocka_unit_test_setup(test_key_never_in_output, reset),
   };
