@@ -69,6 +69,14 @@ static llmr_status openai_build(const llmr_provider *p,
                                  llmr__reasoning_effort(req)))
       goto out;
   }
+  /* api.openai.com: max_tokens is deprecated and refused by the o-series
+   * reasoning models; max_completion_tokens works for every model. Other
+   * OpenAI-compatible hosts only know max_tokens. */
+  if (dialect_is(p, "openai")) {
+    cJSON *mt = cJSON_DetachItemFromObjectCaseSensitive(body, "max_tokens");
+    if (mt)
+      cJSON_AddItemToObject(body, "max_completion_tokens", mt);
+  }
   if (dialect_is(p, "mistral") && (st = mistral_fixups(body, resp)) != LLMR_OK)
     goto out;
   st = LLMR_E_NOMEM;

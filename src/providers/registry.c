@@ -12,7 +12,7 @@
  * base URL option, to which the adapter appends its path. */
 const llmr__builtin llmr__builtins[] = {
     {"openai", &llmr__openai_vt, "https://api.openai.com/v1", "OPENAI_API_KEY",
-     NULL, 1, NULL},
+     NULL, 1, "openai"},
     {"anthropic", &llmr__anthropic_vt, "https://api.anthropic.com",
      "ANTHROPIC_API_KEY", NULL, 1, NULL},
     /* the Google GenAI SDKs read GEMINI_API_KEY, then GOOGLE_API_KEY */

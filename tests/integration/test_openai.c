@@ -136,8 +136,8 @@ static void test_success_and_request_shape(void **state) {
   expected_json = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":"
                   "\"system\",\"content\":\"Be terse.\"},{\"role\":\"user\","
                   "\"content\":\"hello\"}],\"temperature\":0.25,\"top_p\":0.5,"
-                  "\"max_tokens\":64,\"stop\":[\"END\"],\"seed\":42,\"user\":"
-                  "\"user-7\"}";
+                  "\"stop\":[\"END\"],\"seed\":42,\"user\":"
+                  "\"user-7\",\"max_completion_tokens\":64}";
   got_json = cJSON_PrintUnformatted(body(got));
   assert_string_equal(got_json, expected_json);
   cJSON_free(got_json);
