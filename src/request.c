@@ -101,7 +101,8 @@ LLMR_API llmr_status llmr_request_add_message(llmr_request *req,
   llmr__message *m;
   if (!req || (unsigned)role > LLMR_ROLE_DEVELOPER)
     return LLMR_E_INVAL;
-  if (!content && role != LLMR_ROLE_ASSISTANT)
+  /* a tool result needs its call id: llmr_request_add_tool_result() */
+  if ((!content && role != LLMR_ROLE_ASSISTANT) || role == LLMR_ROLE_TOOL)
     return LLMR_E_INVAL;
   m = push_message(req, role);
   if (!m)
@@ -578,10 +579,11 @@ static llmr_status parse_stop(llmr_request *req, const cJSON *v, char *errbuf,
   llmr_status st;
   if (cJSON_IsNull(v))
     return LLMR_OK;
-  if (cJSON_IsString(v))
-    return llmr_request_add_stop(req, v->valuestring) == LLMR_OK
-               ? LLMR_OK
-               : LLMR_E_NOMEM;
+  if (cJSON_IsString(v)) {
+    if (!*v->valuestring)
+      BAD("stop: expected a non-empty string");
+    return llmr_request_add_stop(req, v->valuestring);
+  }
   if (!cJSON_IsArray(v))
     BAD("stop: expected a string or an array of strings");
   if (cJSON_GetArraySize(v) > LLMR__MAX_STOP)
@@ -694,11 +696,10 @@ static llmr_status parse_field(llmr_request *req, const cJSON *v,
     const char *t = llmr__json_str(v, "type");
     if (cJSON_IsNull(v))
       return LLMR_OK;
-    if (!t)
+    if (!t || (strcmp(t, "json_schema") != 0 && !valid_response_format(v)))
       BAD("response_format.type: expected \"text\", \"json_object\" or "
           "\"json_schema\"");
-    if (strcmp(t, "json_schema") == 0 &&
-        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(v, "json_schema")))
+    if (!valid_response_format(v))
       BAD("response_format.json_schema: expected an object");
     req->response_format = cJSON_Duplicate(v, 1);
     return req->response_format ? LLMR_OK : LLMR_E_NOMEM;

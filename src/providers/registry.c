@@ -128,6 +128,29 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
 
   if (conf && !cJSON_IsObject(conf))
     CONF_ERR("providers.%s: expected an object", name);
+  if (conf) {
+    static const char *const keys[] = {"base_url", "api_key", "api_key_env",
+                                       "key_required", "headers", "options",
+                                       "adapter", NULL};
+    const cJSON *k;
+    cJSON_ArrayForEach(k, conf) {
+      for (i = 0; keys[i]; i++)
+        if (strcmp(k->string, keys[i]) == 0)
+          break;
+      if (!keys[i])
+        CONF_ERR("providers.%s.%s: unknown setting", name, k->string);
+    }
+    /* a host added with "adapter": "mistral" (say) speaks that dialect */
+    if (!def && llmr__json_str(conf, "adapter")) {
+      const llmr__builtin *like =
+          llmr__builtin_find(llmr__json_str(conf, "adapter"));
+      /* but api.openai.com's own quirks stay with it: "adapter": "openai"
+       * means the generic OpenAI-compatible wire format */
+      if (like && like->dialect && strcmp(like->name, "openai") != 0 &&
+          set_option(p, "dialect", like->dialect) != LLMR_OK)
+        goto fail;
+    }
+  }
   if ((v = cJSON_GetObjectItemCaseSensitive(conf, "api_key_env"))) {
     if (!cJSON_IsString(v))
       CONF_ERR("providers.%s.api_key_env: expected a string", name);

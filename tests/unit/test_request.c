@@ -66,6 +66,16 @@ static void test_builder_rejects(void **state) {
                    LLMR_E_INVAL);
   assert_int_equal(llmr_request_add_message(req, (llmr_role)99, "x"),
                    LLMR_E_INVAL);
+  /* a tool result needs its call id: add_tool_result, not add_message */
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_TOOL, "x"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_request_set_reasoning(req, "extreme", 0),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_request_set_reasoning(req, NULL, -1), LLMR_E_INVAL);
+  assert_int_equal(llmr_request_set_response_format(req, "{\"type\":\"xml\"}"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_request_add_image(req, "ftp://x/y.png", NULL),
+                   LLMR_E_INVAL); /* no message yet */
   assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "x"),
                    LLMR_OK);
   assert_int_equal(llmr_request_add_tool_call(req, "c", "f", "{}"),
@@ -167,6 +177,17 @@ static const bad_case bad_cases[] = {
      "response_format.json_schema"},
     {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}",
      "n: only n=1"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"\"}",
+     "stop: expected a non-empty string"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"response_format\":{\"type\":\"xml\"}}",
+     "response_format.type"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"reasoning_effort\":\"extreme\"}",
+     "reasoning_effort"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"reasoning\":{\"max_tokens\":-5}}",
+     "reasoning.max_tokens"},
     {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"user\":1}",
      "user: expected a string"},
 };
@@ -229,6 +250,49 @@ static void test_from_json_round_trip(void **state) {
   llmr_request_free(req);
 }
 
+static void test_knobs(void **state) {
+  llmr_request *req;
+  char *json;
+  (void)state;
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "see"),
+                   LLMR_OK);
+  assert_int_equal(
+      llmr_request_add_image(req, "data:image/png;base64,AAAA", "low"),
+      LLMR_OK);
+  assert_int_equal(llmr_request_add_image(req, "https://e.org/b.jpg", NULL),
+                   LLMR_OK);
+  assert_int_equal(llmr_request_set_tool_choice(req, "get_weather"), LLMR_OK);
+  assert_int_equal(llmr_request_set_response_format(
+                       req, "{\"type\":\"json_object\"}"),
+                   LLMR_OK);
+  assert_int_equal(llmr_request_set_reasoning(req, "high", 0), LLMR_OK);
+  json = llmr_request_to_json(req);
+  assert_string_equal(
+      json,
+      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+      "\"text\":\"see\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+      "\"data:image/png;base64,AAAA\",\"detail\":\"low\"}},{\"type\":"
+      "\"image_url\",\"image_url\":{\"url\":\"https://e.org/b.jpg\"}}]}],"
+      "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+      "\"get_weather\"}},\"response_format\":{\"type\":\"json_object\"},"
+      "\"reasoning_effort\":\"high\"}");
+  llmr_free(json);
+  /* a budget has no OpenAI field: the unified reasoning object keeps it */
+  assert_int_equal(llmr_request_set_reasoning(req, NULL, 3000), LLMR_OK);
+  assert_string_equal(llmr__reasoning_effort(req), "medium");
+  assert_int_equal(llmr_request_set_tool_choice(req, "required"), LLMR_OK);
+  assert_int_equal(llmr_request_set_response_format(req, NULL), LLMR_OK);
+  json = llmr_request_to_json(req);
+  assert_non_null(strstr(json, "\"tool_choice\":\"required\""));
+  assert_non_null(strstr(json, "\"reasoning\":{\"max_tokens\":3000}"));
+  assert_null(strstr(json, "response_format"));
+  llmr_free(json);
+  assert_int_equal(llmr_request_set_reasoning(req, NULL, 0), LLMR_OK);
+  assert_null(llmr__reasoning_effort(req));
+  llmr_request_free(req);
+}
+
 static void test_status_table(void **state) {
   (void)state;
   assert_string_equal(llmr_status_name(LLMR_OK), "LLMR_OK");
@@ -276,6 +340,7 @@ int main(void) {
       cmocka_unit_test(test_builder_rejects),
       cmocka_unit_test(test_from_json_errors),
       cmocka_unit_test(test_from_json_round_trip),
+      cmocka_unit_test(test_knobs),
       cmocka_unit_test(test_status_table),
       cmocka_unit_test(test_retry_after),
   };
