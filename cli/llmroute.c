@@ -2,8 +2,8 @@
  * llmroute - command-line client for libllmroute.
  *
  *   llmroute -m SLUG[,SLUG...] [--system TEXT] [--max-tokens N]
- *            [--temperature T] [--json] [--trace] PROMPT|-
- *   llmroute --request FILE|- [-m SLUG[,SLUG...]] [--json]
+ *            [--temperature T] [--stream] [--json] [--trace] PROMPT|-
+ *   llmroute --request FILE|- [-m SLUG[,SLUG...]] [--stream] [--json]
  *
  * Keys come from the environment only (OPENAI_API_KEY, ...) and are never
  * printed. Exit status: 0 success, 1 the call failed, 2 usage error.
@@ -30,6 +30,9 @@ static void usage(FILE *f) {
       "  -t, --temperature T    sampling temperature (0..2)\n"
       "  -r, --request FILE     an OpenAI chat request JSON (messages, tools, ...)\n"
       "  -j, --json             print the OpenAI chat.completion JSON (or error JSON)\n"
+      "  -S, --stream           print the answer as it arrives; with --json, one\n"
+      "                         chat.completion.chunk JSON per line, then the\n"
+      "                         chat.completion JSON as the last line\n"
       "      --trace            print the attempt trace on stderr\n"
       "  -h, --help             this text;  -V, --version  the library version\n"
       "\n"
@@ -82,6 +85,26 @@ static int fail_usage(const char *msg, const char *arg) {
   return 2;
 }
 
+/* --stream: answer text as it arrives */
+static int on_event(const llmr_event *ev, void *user) {
+  int *last_nl = user;
+  if (ev->type == LLMR_EVENT_TEXT && ev->len) {
+    fwrite(ev->text, 1, ev->len, stdout);
+    fflush(stdout);
+    *last_nl = ev->text[ev->len - 1] == '\n';
+  }
+  return 0;
+}
+
+/* --stream --json: one chunk per line */
+static int on_chunk(const char *chunk_json, void *user) {
+  (void)user;
+  fputs(chunk_json, stdout);
+  putchar('\n');
+  fflush(stdout);
+  return 0;
+}
+
 static void print_trace(const llmr_response *resp) {
   size_t i, n = llmr_response_attempt_count(resp);
   for (i = 0; i < n; i++) {
@@ -99,6 +122,34 @@ static void print_trace(const llmr_response *resp) {
   }
 }
 
+/* --trace for --stream --json: the trace of the final document */
+static void print_trace_json(const char *final) {
+  cJSON *d = cJSON_Parse(final);
+  const cJSON *lr = cJSON_GetObjectItemCaseSensitive(d, "llmroute");
+  const cJSON *a, *m = cJSON_GetObjectItemCaseSensitive(d, "model");
+  size_t i = 0;
+  fprintf(stderr, "answered by: %s\n",
+          cJSON_IsString(m) ? m->valuestring : "(none)");
+  cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(lr, "attempts")) {
+    const cJSON *am = cJSON_GetObjectItemCaseSensitive(a, "model");
+    const cJSON *http = cJSON_GetObjectItemCaseSensitive(a, "http_status");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(a, "error");
+    const cJSON *stat = cJSON_GetObjectItemCaseSensitive(a, "status");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(a, "duration_ms");
+    fprintf(stderr, "  attempt %zu: %-40s ", ++i,
+            cJSON_IsString(am) ? am->valuestring : "");
+    if (cJSON_IsNumber(http))
+      fprintf(stderr, "HTTP %d ", http->valueint);
+    fprintf(stderr, "%s (%.1f ms)%s%s\n",
+            cJSON_IsString(err) && cJSON_IsString(stat) ? stat->valuestring
+                                                        : "ok",
+            cJSON_IsNumber(dur) ? dur->valuedouble : 0.0,
+            cJSON_IsString(err) ? ": " : "",
+            cJSON_IsString(err) ? err->valuestring : "");
+  }
+  cJSON_Delete(d);
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"model", required_argument, NULL, 'm'},
@@ -107,6 +158,7 @@ int main(int argc, char **argv) {
       {"temperature", required_argument, NULL, 't'},
       {"request", required_argument, NULL, 'r'},
       {"json", no_argument, NULL, 'j'},
+      {"stream", no_argument, NULL, 'S'},
       {"trace", no_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
@@ -117,7 +169,7 @@ int main(int argc, char **argv) {
   size_t n_slugs = 0, len;
   long max_tokens = 0;
   double temperature = -1;
-  int json = 0, trace = 0, c, rc = 2;
+  int json = 0, trace = 0, stream = 0, c, rc = 2;
   cJSON *doc = NULL, *msgs, *v;
   llmr_router *router = NULL;
   llmr_request *req = NULL;
@@ -125,7 +177,7 @@ int main(int argc, char **argv) {
   char err[LLMR_ERRBUF_SIZE];
   llmr_status st;
 
-  while ((c = getopt_long(argc, argv, "m:s:t:r:jhV", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:s:t:r:jShV", opts, NULL)) != -1) {
     switch (c) {
     case 'm':
       models_arg = optarg;
@@ -151,6 +203,9 @@ int main(int argc, char **argv) {
       break;
     case 'j':
       json = 1;
+      break;
+    case 'S':
+      stream = 1;
       break;
     case 'T':
       trace = 1;
@@ -260,7 +315,44 @@ int main(int argc, char **argv) {
     goto out;
   }
 
-  st = llmr_complete(router, slugs, n_slugs, req, &resp);
+  if (stream && json) {
+    /* llmr_stream_json takes the slugs from the document */
+    char *final = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    size_t k;
+    for (k = 0; arr && k < n_slugs; k++)
+      cJSON_AddItemToArray(arr, cJSON_CreateString(slugs[k]));
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "model");
+    if (arr) {
+      /* slugs may point into doc's own "models": replace it only now */
+      cJSON_DeleteItemFromObjectCaseSensitive(doc, "models");
+      cJSON_AddItemToObject(doc, "models", arr);
+    }
+    body = cJSON_PrintUnformatted(doc);
+    st = body ? llmr_stream_json(router, body, on_chunk, NULL, &final)
+              : LLMR_E_NOMEM;
+    cJSON_free(body);
+    if (final) {
+      puts(final);
+      fflush(stdout);
+      if (trace)
+        print_trace_json(final);
+      llmr_free(final);
+    } else {
+      fprintf(stderr, "llmroute: out of memory\n");
+    }
+    rc = st == LLMR_OK ? 0 : 1;
+    goto out;
+  }
+  if (stream) {
+    int last_nl = 1;
+    st = llmr_stream(router, slugs, n_slugs, req, on_event, &last_nl, &resp);
+    if (!last_nl)
+      putchar('\n');
+    fflush(stdout);
+  } else {
+    st = llmr_complete(router, slugs, n_slugs, req, &resp);
+  }
   if (!resp) {
     fprintf(stderr, "llmroute: out of memory\n");
     rc = 1;
@@ -275,9 +367,11 @@ int main(int argc, char **argv) {
   } else if (st == LLMR_OK) {
     const char *answer = llmr_response_text(resp);
     size_t i, n = llmr_response_tool_call_count(resp);
-    fputs(answer, stdout);
-    if (*answer && answer[strlen(answer) - 1] != '\n')
-      putchar('\n');
+    if (!stream) { /* streamed text is out already */
+      fputs(answer, stdout);
+      if (*answer && answer[strlen(answer) - 1] != '\n')
+        putchar('\n');
+    }
     for (i = 0; i < n; i++)
       printf("[tool call %s] %s(%s)\n", llmr_response_tool_call_id(resp, i),
              llmr_response_tool_call_name(resp, i),

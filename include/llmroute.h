@@ -155,7 +155,9 @@ LLMR_API llmr_status llmr_request_from_json(const char *json, size_t len,
 LLMR_API char *llmr_request_to_json(const llmr_request *req);
 
 /* Append a message with text content. `content` may be NULL for an assistant
- * message that only carries tool calls. Copies its arguments. */
+ * message that only carries tool calls. LLMR_ROLE_TOOL is refused here
+ * (LLMR_E_INVAL): a tool result needs its call id, so use
+ * llmr_request_add_tool_result(). Copies its arguments. */
 LLMR_API llmr_status llmr_request_add_message(llmr_request *req,
                                               llmr_role role,
                                               const char *content);
@@ -188,7 +190,7 @@ LLMR_API llmr_status llmr_request_set_max_tokens(llmr_request *req,
                                                  int64_t max_tokens);
 LLMR_API llmr_status llmr_request_set_seed(llmr_request *req, int64_t seed);
 
-/* Append one stop sequence (OpenAI allows up to 4). */
+/* Append one stop sequence (at most 16; OpenAI itself takes 4). */
 LLMR_API llmr_status llmr_request_add_stop(llmr_request *req,
                                            const char *stop);
 
@@ -220,7 +222,7 @@ LLMR_API llmr_status llmr_request_set_response_format(llmr_request *req,
                                                       const char *json);
 
 /* Append an image to the last message (which must be a user message):
- * an https URL or a data URL ("data:image/png;base64,...").
+ * an http(s) URL or a data URL ("data:image/png;base64,...").
  * `detail` ("low", "high", "auto") may be NULL. */
 LLMR_API llmr_status llmr_request_add_image(llmr_request *req,
                                             const char *url,
@@ -258,8 +260,13 @@ LLMR_API void llmr_router_free(llmr_router *r);
  * Run a chat completion, trying each slug of `models` in order
  * ("provider/model-id"; the model id may itself contain '/').
  * The router moves on to the next slug when a model is unreachable, times
- * out, is rate limited or overloaded, answers 5xx, or its provider has no
- * key; it stops at errors the request itself caused (400).
+ * out, fails TLS, is rate limited or overloaded, answers 5xx or garbage,
+ * refuses the key (401/403) or the credit (402), does not know the model
+ * (404), finds the prompt too long, lacks a capability the request needs
+ * (model catalog), or its provider is unknown or has no key. It stops at
+ * errors the request itself caused (400/422, LLMR_E_INVAL), at a content
+ * filter, at the response size cap and on out-of-memory. See
+ * llmroute-errors(3).
  *
  * *out always receives a response object (unless out is NULL or memory ran
  * out), success or not, which the caller frees with llmr_response_free().
@@ -282,6 +289,121 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
 LLMR_API llmr_status llmr_complete_json(llmr_router *r,
                                         const char *request_json,
                                         char **response_json);
+
+/* ---- streaming ---------------------------------------------------------- */
+
+/* What an event reports. Values are only ever appended. */
+typedef enum llmr_event_type {
+  LLMR_EVENT_ATTEMPT = 0,   /* a slug is about to be tried */
+  LLMR_EVENT_TEXT = 1,      /* a piece of the answer text */
+  LLMR_EVENT_REASONING = 2, /* a piece of reasoning text */
+  LLMR_EVENT_TOOL_CALL = 3, /* a piece of a tool call's arguments */
+  LLMR_EVENT_USAGE = 4,     /* token counts are final (before DONE) */
+  LLMR_EVENT_FALLBACK = 5,  /* the attempt failed before any content; the
+                               next slug is tried */
+  LLMR_EVENT_DONE = 6,      /* the answer is complete (the last event) */
+  LLMR_EVENT_ERROR = 7      /* the call failed (the last event) */
+} llmr_event_type;
+
+/*
+ * One streaming event. The library allocates it and fills it; the callback
+ * only reads it. Fields may be appended in later versions (never removed or
+ * reordered), so do not allocate, copy by value or sizeof() this struct.
+ * Every pointer is valid only during the callback; fields that do not apply
+ * to an event are NULL / 0.
+ */
+typedef struct llmr_event {
+  llmr_event_type type;
+  /* TEXT / REASONING: the delta; TOOL_CALL: an argument fragment (may be
+   * empty on a call's first event). `len` bytes, also NUL-terminated. */
+  const char *text;
+  size_t len;
+  /* TOOL_CALL: the call's position in the response, as for
+   * llmr_response_tool_call_id(response, tool_index). */
+  size_t tool_index;
+  /* TOOL_CALL: id and name on the first event of each call, NULL after. */
+  const char *tool_id;
+  const char *tool_name;
+  /* The slug being tried ("openai/gpt-4o"), its provider ("openai") and the
+   * provider's model id ("gpt-4o"): set from ATTEMPT on, for every event of
+   * that attempt. provider / native_model are NULL when the slug names no
+   * registered provider. */
+  const char *model;
+  const char *provider;
+  const char *native_model;
+  /* DONE: the normalised finish reason ("stop", "length", "tool_calls",
+   * "content_filter"), or NULL when the provider gave none. */
+  const char *finish_reason;
+  /* FALLBACK: the failed attempt's status, message and HTTP status (0 when
+   * no HTTP reply came). ERROR: the call's final status and message, as
+   * llmr_response_status() / llmr_response_error() will report them. */
+  llmr_status status;
+  const char *error;
+  int http_status;
+  /* The response being built (text so far, tool calls, usage via
+   * llmr_response_tokens()). Read it with the llmr_response_* getters only;
+   * never free it. Strings read from it are valid during the callback. */
+  const llmr_response *response;
+} llmr_event;
+
+/* Called on the thread that called llmr_stream(), in order: ATTEMPT, then
+ * content events, and USAGE + DONE, or FALLBACK and the next ATTEMPT, or
+ * ERROR. Return 0 to go on; non-zero cancels the call (LLMR_E_ABORTED) and
+ * the callback is not called again. The return value of USAGE, DONE and
+ * ERROR is ignored (nothing is left to cancel). The callback may call the
+ * library (even start another call), but must not free ev->response. */
+typedef int (*llmr_stream_cb)(const llmr_event *ev, void *user);
+
+/*
+ * Like llmr_complete(), but the answer arrives through `cb` as the provider
+ * produces it. Same slugs, catalog routing, capability skips and fallback
+ * table, with one rule more: the router moves to the next slug only while
+ * no content event (TEXT, REASONING, TOOL_CALL) has reached the callback.
+ * A failure after that is an ERROR event and a failed response that keeps
+ * the partial text, tool calls and token counts (estimated when the
+ * provider sent none): output is never spliced from two models.
+ *
+ * A stream that ends before its provider's end marker (OpenAI-compatible
+ * hosts: `data: [DONE]` or a chunk with a finish_reason) is LLMR_E_PROTOCOL,
+ * however cleanly the connection closed; a broken connection is
+ * LLMR_E_TRANSPORT; the router's first_byte_timeout_ms / idle_timeout_ms
+ * are LLMR_E_TIMEOUT. An error the provider sends inside the stream is
+ * reported with its own type, message and retryable flag.
+ *
+ * On success the response holds the assembled text, reasoning, tool calls
+ * (complete argument strings), usage and finish reason: what llmr_complete()
+ * returns for the same answer. *out is always set as for llmr_complete()
+ * (NULL only when out is NULL or memory ran out); the return value equals
+ * llmr_response_status(*out). `cb` may be NULL: nothing is reported, and
+ * with no callback to have seen content the router falls back as
+ * llmr_complete() does.
+ * Invalid arguments return LLMR_E_INVAL without calling the callback.
+ * Thread-safe like llmr_complete(); `req` is only read.
+ */
+LLMR_API llmr_status llmr_stream(llmr_router *r, const char *const *models,
+                                 size_t n_models, const llmr_request *req,
+                                 llmr_stream_cb cb, void *user,
+                                 llmr_response **out);
+
+/* Receives one OpenAI chat.completion.chunk JSON document (NUL-terminated,
+ * valid during the call only). Non-zero cancels, as for llmr_stream_cb. */
+typedef int (*llmr_stream_json_cb)(const char *chunk_json, void *user);
+
+/*
+ * llmr_stream() for JSON callers: the request as for llmr_complete_json()
+ * (`stream` and `stream_options` are ignored). `cb` receives OpenAI
+ * chat.completion.chunk documents as the answer arrives: one per content
+ * event (the first carries delta.role "assistant"; content, reasoning or
+ * tool_calls deltas, a call's first fragment with index, id, type and
+ * function.name, later ones with index and function.arguments), then one
+ * with the finish_reason, then one with "choices": [] and the usage.
+ * `model` in every chunk is the slug that answers. *response_json receives
+ * the final chat.completion (or error) document exactly as
+ * llmr_complete_json() returns it; the caller frees it with llmr_free().
+ */
+LLMR_API llmr_status llmr_stream_json(llmr_router *r, const char *request_json,
+                                      llmr_stream_json_cb cb, void *user,
+                                      char **response_json);
 
 /* ---- responses ---------------------------------------------------------- */
 
@@ -307,12 +429,19 @@ LLMR_API const char *llmr_response_text(const llmr_response *resp);
 LLMR_API const char *llmr_response_reasoning(const llmr_response *resp);
 
 /* Normalised finish reason: "stop", "length", "tool_calls",
- * "content_filter", "error", or NULL when no model answered. */
+ * "content_filter", "error"; a value no rule maps is passed through as the
+ * provider sent it. NULL when no model answered. */
 LLMR_API const char *llmr_response_finish_reason(const llmr_response *resp);
 
 /* Token counts with OpenAI semantics; -1 when the provider did not say. */
 LLMR_API int64_t llmr_response_tokens(const llmr_response *resp,
                                       llmr_tokens kind);
+
+/* 1 when the provider reported no usage and the library estimated the
+ * token counts instead (about 4 characters a token of the prompt's message
+ * text, and of the answer text, reasoning and tool-call arguments it
+ * received); 0 when the counts are the provider's (or unknown). */
+LLMR_API int llmr_response_usage_estimated(const llmr_response *resp);
 
 /* Tool calls the model asked for. Index 0..count-1; out of range gives NULL.
  * Arguments are the JSON text of the arguments. Borrowed. */
@@ -335,7 +464,7 @@ LLMR_API const char *llmr_response_native_model(const llmr_response *resp);
 LLMR_API const char *llmr_response_id(const llmr_response *resp);
 
 /* Error details of a failed call (of its last attempt). The message is never
- * NULL for a failed call; the type is the provider's own error type
+ * NULL for a failed call (except after LLMR_E_NOMEM); the type is the provider's own error type
  * ("rate_limit_error"), or NULL. http_status is 0 when no HTTP response was
  * received. retry_after is in seconds, or -1 when the provider gave none. */
 LLMR_API const char *llmr_response_error(const llmr_response *resp);

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -220,4 +221,46 @@ void llmr__error_fields(const cJSON *body, const char **message,
   *code = cJSON_IsString(v) ? v->valuestring : NULL;
   if (!*type)
     *type = *code;
+}
+
+int llmr__http_retryable(int code) {
+  return code == 408 || code == 409 || code == 429 || code >= 500;
+}
+
+int llmr__contains(const char *s, const char *word) {
+  return s && word && strstr(s, word) != NULL;
+}
+
+/* The last step of every adapter's classify_error: the server's own
+ * x-should-retry verdict (the OpenAI and Anthropic SDKs honour it), a
+ * printable excerpt of the body when it carried no message, and the
+ * error recorded on the response. */
+llmr_status llmr__error_finish(const llmr_http_response *http,
+                               llmr_response *resp, llmr_status st,
+                               const char *type, const char *message,
+                               int retryable, double retry_after_s) {
+  char fallback[192];
+  const char *sr = llmr_http_response_header(http, "x-should-retry");
+  if (sr && strcmp(sr, "true") == 0)
+    retryable = 1;
+  else if (sr && strcmp(sr, "false") == 0)
+    retryable = 0;
+  if (!message) {
+    size_t len, i, n;
+    const char *text = llmr_http_response_body(http, &len);
+    n = (size_t)snprintf(fallback, sizeof(fallback), "HTTP %d: ",
+                         llmr_http_response_status(http));
+    for (i = 0; i < len && n + 1 < sizeof(fallback) && i < 120; i++) {
+      unsigned char c = (unsigned char)text[i];
+      fallback[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    fallback[n] = '\0';
+    message = fallback;
+  }
+  if (st == LLMR_OK) /* an error object inside a 2xx */
+    st = LLMR_E_PROVIDER;
+  return llmr_response_set_error(resp, st, type, message, retryable,
+                                 retry_after_s) == LLMR_OK
+             ? st
+             : LLMR_E_NOMEM;
 }

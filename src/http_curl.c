@@ -1,10 +1,12 @@
 /*
  * The transport: the only file that calls libcurl.
  *
- * One share handle per router shares DNS, TLS sessions and the connection
- * cache across every easy handle, so keep-alive connections and TLS session
- * tickets are reused across calls and threads. Easy handles are pooled so
- * that their settings (and curl's internal buffers) survive between calls.
+ * One share handle per router shares DNS and TLS sessions across every
+ * handle. Transfers run on pooled slots, each an easy handle with a multi
+ * handle of its own: the multi keeps that slot's warm keep-alive
+ * connections (what curl_easy_perform's hidden multi did before, see
+ * docs/NOTES.md), and driving it ourselves lets a streaming transfer check
+ * its first-byte and idle deadlines to the millisecond and stop at once.
  */
 #include "internal.h"
 
@@ -15,14 +17,25 @@
 
 #define LLMR__POOL_MAX 64
 
+/* Longest sleep of the transfer loop; curl's own timers and our deadlines
+ * make it shorter. */
+#define LLMR__POLL_MAX_MS 1000
+
+typedef struct slot {
+  CURL *easy;
+  CURLM *multi;
+} slot;
+
 struct llmr__transport {
   CURLSH *share;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
   pthread_mutex_t pool_mu;
-  CURL *pool[LLMR__POOL_MAX];
+  slot pool[LLMR__POOL_MAX];
   size_t n_pool;
   long connect_timeout_ms;
   long timeout_ms;
+  long first_byte_timeout_ms;
+  long idle_timeout_ms;
   size_t max_response_bytes;
   char *ca_file;
   char *user_agent;
@@ -56,6 +69,8 @@ llmr_status llmr__transport_new(const llmr__transport_opts *o,
   pthread_mutex_init(&t->pool_mu, NULL);
   t->connect_timeout_ms = o->connect_timeout_ms;
   t->timeout_ms = o->timeout_ms;
+  t->first_byte_timeout_ms = o->first_byte_timeout_ms;
+  t->idle_timeout_ms = o->idle_timeout_ms;
   t->max_response_bytes = o->max_response_bytes;
   if ((o->ca_file && !(t->ca_file = llmr__strdup(o->ca_file))) ||
       !(t->user_agent = llmr__strdup(o->user_agent ? o->user_agent
@@ -83,8 +98,10 @@ void llmr__transport_free(llmr__transport *t) {
   int k;
   if (!t)
     return;
-  for (i = 0; i < t->n_pool; i++)
-    curl_easy_cleanup(t->pool[i]);
+  for (i = 0; i < t->n_pool; i++) {
+    curl_multi_cleanup(t->pool[i].multi);
+    curl_easy_cleanup(t->pool[i].easy);
+  }
   if (t->share)
     curl_share_cleanup(t->share);
   for (k = 0; k < CURL_LOCK_DATA_LAST; k++)
@@ -99,17 +116,40 @@ void llmr__transport_free(llmr__transport *t) {
 
 typedef struct xfer {
   llmr_http_response *resp;
-  size_t cap;
+  CURL *h;
+  size_t cap;   /* response size cap, streamed bytes included */
+  size_t total; /* body bytes received */
+  llmr__body_sink sink; /* NULL: buffer the whole body */
+  void *user;
+  double start_ms;
+  double last_ms; /* when the last byte (header or body) arrived */
+  int got_body;
   int too_large;
   int oom;
+  int sink_stop;
 } xfer;
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
   xfer *x = user;
   size_t n = size * nmemb;
-  if (x->resp->body.len + n > x->cap) {
+  x->last_ms = llmr__now_ms();
+  x->got_body = 1;
+  if (n > x->cap - x->total) {
     x->too_large = 1;
     return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+  }
+  x->total += n;
+  if (x->sink) {
+    long code = 0;
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+    x->resp->status = code;
+    if (code >= 200 && code < 300) {
+      if (x->sink(x->user, x->resp, ptr, n) != 0) {
+        x->sink_stop = 1;
+        return 0;
+      }
+      return n;
+    }
   }
   if (llmr__buf_append(&x->resp->body, ptr, n) != 0) {
     x->oom = 1;
@@ -121,6 +161,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user) {
   xfer *x = user;
   size_t n = size * nmemb;
+  x->last_ms = llmr__now_ms();
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue, say): forget earlier headers */
     llmr_http_response *r = x->resp;
@@ -169,28 +210,43 @@ static CURL *handle_new(llmr__transport *t) {
   return h;
 }
 
-static CURL *handle_get(llmr__transport *t) {
-  CURL *h = NULL;
+static int slot_get(llmr__transport *t, slot *s) {
+  int have = 0;
   pthread_mutex_lock(&t->pool_mu);
-  if (t->n_pool)
-    h = t->pool[--t->n_pool];
-  pthread_mutex_unlock(&t->pool_mu);
-  return h ? h : handle_new(t);
-}
-
-static void handle_put(llmr__transport *t, CURL *h) {
-  /* drop pointers to this call's stack before the handle is parked */
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
-  pthread_mutex_lock(&t->pool_mu);
-  if (t->n_pool < LLMR__POOL_MAX) {
-    t->pool[t->n_pool++] = h;
-    h = NULL;
+  if (t->n_pool) {
+    *s = t->pool[--t->n_pool];
+    have = 1;
   }
   pthread_mutex_unlock(&t->pool_mu);
-  if (h)
-    curl_easy_cleanup(h);
+  if (have)
+    return 0;
+  s->easy = handle_new(t);
+  s->multi = curl_multi_init();
+  if (!s->easy || !s->multi) {
+    curl_easy_cleanup(s->easy);
+    curl_multi_cleanup(s->multi);
+    return -1;
+  }
+  return 0;
+}
+
+static void slot_put(llmr__transport *t, slot *s) {
+  /* drop pointers to this call's stack before the handle is parked */
+  curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, NULL);
+  pthread_mutex_lock(&t->pool_mu);
+  if (t->n_pool < LLMR__POOL_MAX) {
+    t->pool[t->n_pool++] = *s;
+    s->easy = NULL;
+  }
+  pthread_mutex_unlock(&t->pool_mu);
+  if (s->easy) {
+    curl_multi_cleanup(s->multi);
+    curl_easy_cleanup(s->easy);
+  }
 }
 
 static llmr_status class_of(CURLcode rc, const xfer *x) {
@@ -204,6 +260,8 @@ static llmr_status class_of(CURLcode rc, const xfer *x) {
   case CURLE_FILESIZE_EXCEEDED:
     return LLMR_E_TOO_LARGE;
   case CURLE_WRITE_ERROR:
+    if (x->sink_stop)
+      return LLMR_E_ABORTED;
     return x->too_large ? LLMR_E_TOO_LARGE
                         : (x->oom ? LLMR_E_NOMEM : LLMR_E_TRANSPORT);
   case CURLE_SSL_CONNECT_ERROR:
@@ -224,22 +282,90 @@ static llmr_status class_of(CURLcode rc, const xfer *x) {
   }
 }
 
-llmr_status llmr__transport_perform(llmr__transport *t,
-                                    const llmr_http_request *req,
-                                    llmr_http_response *resp, char *errbuf,
-                                    size_t errbuf_size) {
+/* Which streaming deadline fired, if any. */
+enum { LIMIT_NONE, LIMIT_FIRST_BYTE, LIMIT_IDLE };
+
+/*
+ * Drive one transfer on the slot's multi handle until it ends, a streaming
+ * deadline passes, or a callback stops it. The deadlines are checked each
+ * time the loop wakes: curl_multi_poll() sleeps until data arrives, curl's
+ * own timer fires, or the nearest deadline is due, so a limit fires within
+ * a millisecond or two of its value (never more than LLMR__POLL_MAX_MS
+ * late). Leaving the loop early and removing the handle closes an HTTP/1
+ * connection (curl does not reuse a connection with a half-read reply).
+ */
+static CURLcode run(llmr__transport *t, slot *s, xfer *x, int *limit,
+                    CURLMcode *mc_out) {
+  long first_byte = x->sink ? t->first_byte_timeout_ms : 0;
+  long idle = x->sink ? t->idle_timeout_ms : 0;
+  CURLcode rc = CURLE_OK;
+  CURLMcode mc;
+  CURLMsg *msg;
+  int running = 1, left;
+
+  *limit = LIMIT_NONE;
+  *mc_out = CURLM_OK;
+  if ((mc = curl_multi_add_handle(s->multi, s->easy)) != CURLM_OK) {
+    *mc_out = mc;
+    return CURLE_FAILED_INIT;
+  }
+  for (;;) {
+    double now, due = -1;
+    int wait = LLMR__POLL_MAX_MS;
+    if ((mc = curl_multi_perform(s->multi, &running)) != CURLM_OK) {
+      *mc_out = mc;
+      break;
+    }
+    if (!running)
+      break;
+    now = llmr__now_ms();
+    if (first_byte > 0 && !x->got_body) {
+      due = x->start_ms + (double)first_byte;
+      if (now >= due) {
+        *limit = LIMIT_FIRST_BYTE;
+        break;
+      }
+    } else if (idle > 0 && x->got_body) {
+      due = x->last_ms + (double)idle;
+      if (now >= due) {
+        *limit = LIMIT_IDLE;
+        break;
+      }
+    }
+    if (due >= 0 && due - now < (double)wait)
+      wait = (int)(due - now) + 1;
+    if ((mc = curl_multi_poll(s->multi, NULL, 0, wait, NULL)) != CURLM_OK) {
+      *mc_out = mc;
+      break;
+    }
+  }
+  if (!running && *mc_out == CURLM_OK) {
+    while ((msg = curl_multi_info_read(s->multi, &left)))
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->easy)
+        rc = msg->data.result;
+  }
+  curl_multi_remove_handle(s->multi, s->easy);
+  return rc;
+}
+
+static llmr_status transfer(llmr__transport *t, const llmr_http_request *req,
+                            llmr_http_response *resp, llmr__body_sink sink,
+                            void *user, char *errbuf, size_t errbuf_size) {
   char cerr[CURL_ERROR_SIZE];
   struct curl_slist *hdrs = NULL, *tmp;
   llmr__buf line = {0};
   xfer x;
-  CURL *h;
+  slot s;
   CURLcode rc;
+  CURLMcode mc;
   llmr_status st;
+  int limit;
+  long code = 0;
   size_t i;
 
   if (!req->url)
     return LLMR_E_INVAL;
-  if (!(h = handle_get(t)))
+  if (slot_get(t, &s) != 0)
     return LLMR_E_NOMEM;
   for (i = 0; i < req->n_headers; i++) {
     llmr__buf_reset(&line);
@@ -247,7 +373,7 @@ llmr_status llmr__transport_perform(llmr__transport *t,
                          req->headers[i].value) != 0 ||
         !(tmp = curl_slist_append(hdrs, line.data))) {
       st = LLMR_E_NOMEM;
-      goto done_nocall;
+      goto done;
     }
     hdrs = tmp;
   }
@@ -255,40 +381,56 @@ llmr_status llmr__transport_perform(llmr__transport *t,
    * round trip for nothing against every provider we know */
   if (!(tmp = curl_slist_append(hdrs, "Expect:"))) {
     st = LLMR_E_NOMEM;
-    goto done_nocall;
+    goto done;
   }
   hdrs = tmp;
 
+  memset(&x, 0, sizeof(x));
   x.resp = resp;
+  x.h = s.easy;
   x.cap = t->max_response_bytes;
-  x.too_large = 0;
-  x.oom = 0;
+  x.sink = sink;
+  x.user = user;
+  x.start_ms = x.last_ms = llmr__now_ms();
   cerr[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_URL, req->url);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+  curl_easy_setopt(s.easy, CURLOPT_URL, req->url);
+  curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                   (curl_off_t)req->body_len);
+  curl_easy_setopt(s.easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+  curl_easy_setopt(s.easy, CURLOPT_WRITEDATA, &x);
+  curl_easy_setopt(s.easy, CURLOPT_HEADERDATA, &x);
+  curl_easy_setopt(s.easy, CURLOPT_ERRORBUFFER, cerr);
 
-  rc = curl_easy_perform(h);
-  st = class_of(rc, &x);
-  if (st == LLMR_OK) {
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-  } else if (st == LLMR_E_TOO_LARGE) {
+  rc = run(t, &s, &x, &limit, &mc);
+  if (curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+      code > 0)
+    resp->status = code;
+  if (limit == LIMIT_FIRST_BYTE) {
+    st = LLMR_E_TIMEOUT;
+    llmr__errf(errbuf, errbuf_size,
+               "no reply byte within first_byte_timeout_ms (%ld ms)",
+               t->first_byte_timeout_ms);
+  } else if (limit == LIMIT_IDLE) {
+    st = LLMR_E_TIMEOUT;
+    llmr__errf(errbuf, errbuf_size,
+               "stream idle for more than idle_timeout_ms (%ld ms)",
+               t->idle_timeout_ms);
+  } else if (mc != CURLM_OK) {
+    st = mc == CURLM_OUT_OF_MEMORY ? LLMR_E_NOMEM : LLMR_E_TRANSPORT;
+    llmr__errf(errbuf, errbuf_size, "%s", curl_multi_strerror(mc));
+  } else if ((st = class_of(rc, &x)) == LLMR_E_TOO_LARGE) {
     llmr__errf(errbuf, errbuf_size,
                "response larger than the cap of %zu bytes",
                t->max_response_bytes);
-  } else {
-    llmr__errf(errbuf, errbuf_size, "%s", cerr[0] ? cerr
-                                                  : curl_easy_strerror(rc));
+  } else if (st == LLMR_E_ABORTED) {
+    llmr__errf(errbuf, errbuf_size, "stopped by the stream consumer");
+  } else if (st != LLMR_OK) {
+    llmr__errf(errbuf, errbuf_size, "%s",
+               cerr[0] ? cerr : curl_easy_strerror(rc));
   }
-  handle_put(t, h);
-  h = NULL;
-done_nocall:
-  if (h)
-    handle_put(t, h);
+done:
+  slot_put(t, &s);
   /* the slist holds the Authorization header: wipe before freeing */
   for (tmp = hdrs; tmp; tmp = tmp->next) {
     volatile char *v = tmp->data;
@@ -300,4 +442,21 @@ done_nocall:
     memset(line.data, 0, line.cap);
   llmr__buf_free(&line);
   return st;
+}
+
+llmr_status llmr__transport_perform(llmr__transport *t,
+                                    const llmr_http_request *req,
+                                    llmr_http_response *resp, char *errbuf,
+                                    size_t errbuf_size) {
+  return transfer(t, req, resp, NULL, NULL, errbuf, errbuf_size);
+}
+
+llmr_status llmr__transport_stream(llmr__transport *t,
+                                   const llmr_http_request *req,
+                                   llmr_http_response *resp,
+                                   llmr__body_sink sink, void *user,
+                                   char *errbuf, size_t errbuf_size) {
+  if (!sink)
+    return LLMR_E_INVAL;
+  return transfer(t, req, resp, sink, user, errbuf, errbuf_size);
 }

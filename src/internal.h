@@ -57,6 +57,12 @@ int llmr__strncaseeq(const char *a, const char *b, size_t n);
  * ("call_llmr_<time>_<n>"); out should hold 64 bytes. */
 void llmr__synth_call_id(char *out, size_t n);
 
+/* "data:<mime>[;param]*;base64,<data>": the MIME type (lowercased) into
+ * mime, *data at the payload. -1 when it is not a base64 data URL with a
+ * type that fits. */
+int llmr__parse_data_url(const char *url, char *mime, size_t size,
+                         const char **data);
+
 /* Milliseconds from a monotonic clock. */
 double llmr__now_ms(void);
 
@@ -127,13 +133,36 @@ typedef struct llmr__attempt {
   double duration_ms;
 } llmr__attempt;
 
+/* A tool call of the answer. Streamed calls grow fragment by fragment. */
+typedef struct llmr__out_call {
+  char *id;       /* "" until known */
+  char *name;     /* "" until known */
+  llmr__buf args; /* JSON text so far */
+  size_t index;   /* the provider's index for llmr_response_tool_call_delta */
+  unsigned id_synth : 1;  /* id was synthesised: a real one may replace it */
+  unsigned announced : 1; /* its first TOOL_CALL event was delivered */
+} llmr__out_call;
+
+/* The streaming sink of llmr_stream(): while a response has one, the
+ * adapter setters also deliver events to the caller's callback. */
+typedef struct llmr__sink {
+  llmr_stream_cb cb; /* may be NULL */
+  void *user;
+  /* the current attempt (borrowed) */
+  const char *model;
+  const char *provider;
+  const char *native_model;
+  int content_started; /* a TEXT/REASONING/TOOL_CALL event reached cb */
+  int cancelled;       /* cb returned non-zero: deliver nothing more */
+} llmr__sink;
+
 struct llmr_response {
   llmr_status status;
   llmr__buf text;
   llmr__buf reasoning;
   char *finish_reason;
   int64_t tokens[6];
-  llmr__tool_call *tool_calls;
+  llmr__out_call *tool_calls;
   size_t n_tool_calls;
   size_t cap_tool_calls;
   char *model;
@@ -152,6 +181,9 @@ struct llmr_response {
   llmr__attempt *attempts;
   size_t n_attempts;
   size_t cap_attempts;
+  llmr__sink *sink;             /* non-NULL during llmr_stream() */
+  unsigned stream_done : 1;     /* the provider's end marker was seen */
+  unsigned usage_estimated : 1; /* tokens[] were estimated */
 };
 
 llmr_response *llmr__response_new(void);
@@ -164,6 +196,28 @@ llmr_status llmr__response_set_answered(llmr_response *resp, const char *slug,
                                         const char *native_model);
 /* Build the OpenAI-shaped chat.completion / error document. */
 cJSON *llmr__response_to_cjson(const llmr_response *resp);
+/* The usage object of that document. NULL on OOM. */
+cJSON *llmr__usage_to_cjson(const llmr_response *resp);
+
+/* Fill in ev's attempt fields and response, and deliver it to the sink's
+ * callback. LLMR_OK, or LLMR_E_ABORTED when the callback cancels now or
+ * did before (then the response's error says so). No sink: LLMR_OK. */
+llmr_status llmr__emit(llmr_response *resp, llmr_event *ev);
+/* Once an attempt has succeeded: tool calls without argument text get
+ * "{}"; a streamed call that never got a name is LLMR_E_PROTOCOL. */
+llmr_status llmr__response_finish_calls(llmr_response *resp);
+/* Estimate the prompt and completion counts the provider did not report
+ * (about 4 characters a token), and mark the usage estimated. */
+void llmr__response_estimate_usage(llmr_response *resp,
+                                   const llmr_request *req);
+/* Whether the response holds any answer content (text, reasoning, calls). */
+int llmr__response_has_content(const llmr_response *resp);
+/* An error a provider sent inside a 2xx stream or body (`body` is the
+ * JSON document holding `error`): set it on resp with the WIRE-NOTES rules
+ * for type and retryable, and return its status class. */
+llmr_status llmr__stream_error(llmr_response *resp, const cJSON *body);
+/* Number of UTF-8 characters in s[0..n) (bytes that start a character). */
+size_t llmr__utf8_chars(const char *s, size_t n);
 
 /* ---- HTTP exchange (filled by adapters, performed by the transport) ----- */
 
@@ -201,6 +255,8 @@ typedef struct llmr__transport llmr__transport;
 typedef struct llmr__transport_opts {
   long connect_timeout_ms;
   long timeout_ms;
+  long first_byte_timeout_ms; /* streams: 0 = none */
+  long idle_timeout_ms;       /* streams: 0 = none */
   size_t max_response_bytes;
   const char *ca_file; /* NULL: the system trust store */
   const char *user_agent;
@@ -216,6 +272,24 @@ llmr_status llmr__transport_perform(llmr__transport *t,
                                     const llmr_http_request *req,
                                     llmr_http_response *resp, char *errbuf,
                                     size_t errbuf_size);
+
+/* Receives the body of a 2xx reply as it arrives, chunk by chunk; `head`
+ * already holds the status and headers. Non-zero aborts the transfer. */
+typedef int (*llmr__body_sink)(void *user, const llmr_http_response *head,
+                               const char *data, size_t len);
+
+/* Perform one streaming exchange: a 2xx body goes to `sink` as it arrives
+ * and is not kept; any other body is buffered into resp (capped) for
+ * classify_error. The response size cap counts streamed bytes too. The
+ * transport's first-byte and idle limits apply (LLMR_E_TIMEOUT, with a
+ * message naming the limit). LLMR_E_ABORTED when the sink stopped it;
+ * otherwise as llmr__transport_perform. resp->status is set whenever a
+ * status line arrived, even if the transfer then failed. */
+llmr_status llmr__transport_stream(llmr__transport *t,
+                                   const llmr_http_request *req,
+                                   llmr_http_response *resp,
+                                   llmr__body_sink sink, void *user,
+                                   char *errbuf, size_t errbuf_size);
 
 /* ---- providers ---------------------------------------------------------- */
 
@@ -273,6 +347,17 @@ llmr_status llmr__request_from_cjson(const cJSON *root, llmr_request **out,
  * (type if string, else status, else code if string). */
 void llmr__error_fields(const cJSON *body, const char **message,
                         const char **type, const char **code);
+
+/* 408, 409, 429 and 5xx: a later try may succeed (WIRE-NOTES). */
+int llmr__http_retryable(int code);
+/* strstr that takes NULL. */
+int llmr__contains(const char *s, const char *word);
+/* The common tail of classify_error: x-should-retry, a body excerpt when
+ * there is no message, and llmr_response_set_error. Returns the status. */
+llmr_status llmr__error_finish(const llmr_http_response *http,
+                               llmr_response *resp, llmr_status st,
+                               const char *type, const char *message,
+                               int retryable, double retry_after_s);
 
 /* Retry-After from the reply headers (retry-after-ms, then retry-after). */
 double llmr__retry_after_from_headers(const llmr_http_response *http);

@@ -28,7 +28,7 @@ static void tool_calls_clear(llmr_response *r) {
   for (i = 0; i < r->n_tool_calls; i++) {
     llmr__free(r->tool_calls[i].id);
     llmr__free(r->tool_calls[i].name);
-    llmr__free(r->tool_calls[i].arguments);
+    llmr__buf_free(&r->tool_calls[i].args);
   }
   r->n_tool_calls = 0;
 }
@@ -52,6 +52,11 @@ void llmr__response_reset_attempt(llmr_response *r) {
   r->http_status = 0;
   r->retryable = 0;
   r->retry_after_s = -1;
+  r->stream_done = 0;
+  r->usage_estimated = 0;
+  /* warnings describe the request sent to the provider that answers */
+  while (r->n_warnings > 0)
+    llmr__free(r->warnings[--r->n_warnings]);
 }
 
 LLMR_API void llmr_response_free(llmr_response *r) {
@@ -120,47 +125,352 @@ llmr_status llmr__response_set_answered(llmr_response *r, const char *slug,
 
 /* ---- setters for adapters ----------------------------------------------- */
 
+/* ---- the streaming sink ------------------------------------------------- */
+
+static int is_content(llmr_event_type t) {
+  return t == LLMR_EVENT_TEXT || t == LLMR_EVENT_REASONING ||
+         t == LLMR_EVENT_TOOL_CALL;
+}
+
+llmr_status llmr__emit(llmr_response *r, llmr_event *ev) {
+  llmr__sink *s = r->sink;
+  if (!s)
+    return LLMR_OK;
+  if (s->cancelled)
+    return LLMR_E_ABORTED;
+  if (!s->cb)
+    return LLMR_OK;
+  ev->model = s->model;
+  ev->provider = s->provider;
+  ev->native_model = s->native_model;
+  ev->response = r;
+  if (is_content(ev->type))
+    s->content_started = 1; /* set first: it reached the callback */
+  if (s->cb(ev, s->user) == 0)
+    return LLMR_OK;
+  /* after USAGE, DONE or ERROR there is nothing left to cancel */
+  if (ev->type == LLMR_EVENT_USAGE || ev->type == LLMR_EVENT_DONE ||
+      ev->type == LLMR_EVENT_ERROR)
+    return LLMR_OK;
+  s->cancelled = 1;
+  llmr_response_set_error(r, LLMR_E_ABORTED, NULL,
+                          "cancelled by the stream callback", 0, -1);
+  return LLMR_E_ABORTED;
+}
+
+/* A delta appended at offset `at` of b: deliver it (NUL-terminated by b). */
+static llmr_status emit_delta(llmr_response *r, llmr_event_type type,
+                              const llmr__buf *b, size_t at) {
+  llmr_event ev;
+  if (!r->sink || b->len == at)
+    return LLMR_OK;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = type;
+  ev.text = b->data + at;
+  ev.len = b->len - at;
+  return llmr__emit(r, &ev);
+}
+
+static int cancelled(const llmr_response *r) {
+  return r->sink && r->sink->cancelled;
+}
+
+/* ---- setters for adapters ----------------------------------------------- */
+
 LLMR_API llmr_status llmr_response_append_text(llmr_response *r,
                                                const char *text, size_t len) {
+  size_t at;
   if (!r || (!text && len))
     return LLMR_E_INVAL;
-  return llmr__buf_append(&r->text, text ? text : "", len) == 0
-             ? LLMR_OK
-             : LLMR_E_NOMEM;
+  if (cancelled(r))
+    return LLMR_E_ABORTED;
+  at = r->text.len;
+  if (llmr__buf_append(&r->text, text ? text : "", len) != 0)
+    return LLMR_E_NOMEM;
+  return emit_delta(r, LLMR_EVENT_TEXT, &r->text, at);
 }
 
 LLMR_API llmr_status llmr_response_append_reasoning(llmr_response *r,
                                                     const char *text,
                                                     size_t len) {
+  size_t at;
   if (!r || (!text && len))
     return LLMR_E_INVAL;
-  return llmr__buf_append(&r->reasoning, text ? text : "", len) == 0
-             ? LLMR_OK
-             : LLMR_E_NOMEM;
+  if (cancelled(r))
+    return LLMR_E_ABORTED;
+  at = r->reasoning.len;
+  if (llmr__buf_append(&r->reasoning, text ? text : "", len) != 0)
+    return LLMR_E_NOMEM;
+  return emit_delta(r, LLMR_EVENT_REASONING, &r->reasoning, at);
+}
+
+/* Index value of calls added whole: never matched by a delta. */
+#define WHOLE_CALL ((size_t)-1)
+
+/* Append a zeroed call; NULL on OOM. */
+static llmr__out_call *new_call(llmr_response *r) {
+  llmr__out_call *c;
+  if (llmr__grow((void **)&r->tool_calls, &r->cap_tool_calls,
+                 r->n_tool_calls + 1, sizeof(*r->tool_calls)) != 0)
+    return NULL;
+  c = &r->tool_calls[r->n_tool_calls];
+  memset(c, 0, sizeof(*c));
+  return c;
+}
+
+static void call_free(llmr__out_call *c) {
+  llmr__free(c->id);
+  llmr__free(c->name);
+  llmr__buf_free(&c->args);
+}
+
+/* The first TOOL_CALL event of call i: id, name and the arguments so far;
+ * later ones: the fragment appended at `at`. */
+static llmr_status emit_call(llmr_response *r, size_t i, size_t at) {
+  llmr__out_call *c = &r->tool_calls[i];
+  llmr_event ev;
+  if (!r->sink)
+    return LLMR_OK;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = LLMR_EVENT_TOOL_CALL;
+  ev.tool_index = i;
+  if (!c->announced) {
+    if (!*c->name) /* wait for the name: the first event carries it */
+      return LLMR_OK;
+    c->announced = 1;
+    ev.tool_id = c->id;
+    ev.tool_name = c->name;
+    at = 0;
+  } else if (c->args.len == at) {
+    return LLMR_OK;
+  }
+  ev.text = llmr__buf_str(&c->args) + at;
+  ev.len = c->args.len - at;
+  return llmr__emit(r, &ev);
 }
 
 LLMR_API llmr_status llmr_response_add_tool_call(llmr_response *r,
                                                  const char *id,
                                                  const char *name,
                                                  const char *args) {
-  llmr__tool_call *tc;
+  llmr__out_call *c;
   if (!r || !name)
     return LLMR_E_INVAL;
-  if (llmr__grow((void **)&r->tool_calls, &r->cap_tool_calls,
-                 r->n_tool_calls + 1, sizeof(*r->tool_calls)) != 0)
+  if (cancelled(r))
+    return LLMR_E_ABORTED;
+  if (!(c = new_call(r)))
     return LLMR_E_NOMEM;
-  tc = &r->tool_calls[r->n_tool_calls];
-  tc->id = llmr__strdup(id ? id : "");
-  tc->name = llmr__strdup(name);
-  tc->arguments = llmr__strdup(args ? args : "{}");
-  if (!tc->id || !tc->name || !tc->arguments) {
-    llmr__free(tc->id);
-    llmr__free(tc->name);
-    llmr__free(tc->arguments);
+  c->index = WHOLE_CALL;
+  c->id = llmr__strdup(id ? id : "");
+  c->name = llmr__strdup(name);
+  if (!c->id || !c->name || llmr__buf_puts(&c->args, args ? args : "{}")) {
+    call_free(c);
     return LLMR_E_NOMEM;
   }
   r->n_tool_calls++;
+  return emit_call(r, r->n_tool_calls - 1, 0);
+}
+
+LLMR_API llmr_status llmr_response_tool_call_delta(llmr_response *r,
+                                                   size_t index,
+                                                   const char *id,
+                                                   const char *name,
+                                                   const char *args,
+                                                   size_t len) {
+  llmr__out_call *c = NULL;
+  size_t i, at;
+  if (!r || (!args && len) || index == WHOLE_CALL)
+    return LLMR_E_INVAL;
+  if (cancelled(r))
+    return LLMR_E_ABORTED;
+  if (id && !*id)
+    id = NULL;
+  if (name && !*name)
+    name = NULL;
+  /* the latest call under this index */
+  for (i = r->n_tool_calls; i-- > 0;)
+    if (r->tool_calls[i].index == index) {
+      c = &r->tool_calls[i];
+      break;
+    }
+  /* some hosts number every call 0: another id means another call */
+  if (c && id && !c->id_synth && strcmp(c->id, id) != 0)
+    c = NULL;
+  if (!c) {
+    char synth[64];
+    if (!(c = new_call(r)))
+      return LLMR_E_NOMEM;
+    c->index = index;
+    if (!id) {
+      llmr__synth_call_id(synth, sizeof(synth));
+      c->id_synth = 1;
+    }
+    c->id = llmr__strdup(id ? id : synth);
+    c->name = llmr__strdup(name ? name : "");
+    if (!c->id || !c->name || llmr__buf_append(&c->args, "", 0)) {
+      call_free(c);
+      return LLMR_E_NOMEM;
+    }
+    i = r->n_tool_calls++;
+  } else {
+    i = (size_t)(c - r->tool_calls);
+    /* id and name may come once, on any fragment */
+    if (id && c->id_synth) {
+      char *d = llmr__strdup(id);
+      if (!d)
+        return LLMR_E_NOMEM;
+      llmr__free(c->id);
+      c->id = d;
+      c->id_synth = 0;
+    }
+    if (name && !*c->name) {
+      char *d = llmr__strdup(name);
+      if (!d)
+        return LLMR_E_NOMEM;
+      llmr__free(c->name);
+      c->name = d;
+    }
+  }
+  at = c->args.len;
+  if (len && llmr__buf_append(&c->args, args, len))
+    return LLMR_E_NOMEM;
+  return emit_call(r, i, at);
+}
+
+LLMR_API llmr_status llmr_response_stream_done(llmr_response *r) {
+  if (!r)
+    return LLMR_E_INVAL;
+  r->stream_done = 1;
   return LLMR_OK;
+}
+
+llmr_status llmr__response_finish_calls(llmr_response *r) {
+  size_t i;
+  for (i = 0; i < r->n_tool_calls; i++) {
+    llmr__out_call *c = &r->tool_calls[i];
+    if (c->index != WHOLE_CALL && !*c->name)
+      return llmr_response_set_error(r, LLMR_E_PROTOCOL, NULL,
+                                     "streamed tool call without a function "
+                                     "name",
+                                     0, -1) == LLMR_OK
+                 ? LLMR_E_PROTOCOL
+                 : LLMR_E_NOMEM;
+    if (c->args.len == 0 && llmr__buf_puts(&c->args, "{}") != 0)
+      return LLMR_E_NOMEM;
+  }
+  return LLMR_OK;
+}
+
+int llmr__response_has_content(const llmr_response *r) {
+  return r->text.len || r->reasoning.len || r->n_tool_calls;
+}
+
+size_t llmr__utf8_chars(const char *s, size_t n) {
+  size_t i, k = 0;
+  for (i = 0; i < n; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80)
+      k++;
+  return k;
+}
+
+static size_t str_chars(const char *s) {
+  return s ? llmr__utf8_chars(s, strlen(s)) : 0;
+}
+
+static size_t request_chars(const llmr_request *req) {
+  size_t i, k, n = 0;
+  const cJSON *part;
+  for (i = 0; req && i < req->n_messages; i++) {
+    const llmr__message *m = &req->messages[i];
+    n += str_chars(m->content);
+    cJSON_ArrayForEach(part, m->parts) n +=
+        str_chars(llmr__json_str(part, "text"));
+    for (k = 0; k < m->n_tool_calls; k++)
+      n += str_chars(m->tool_calls[k].name) +
+           str_chars(m->tool_calls[k].arguments);
+  }
+  return n;
+}
+
+static int64_t tokens_of(size_t chars) { return (int64_t)((chars + 3) / 4); }
+
+void llmr__response_estimate_usage(llmr_response *r,
+                                   const llmr_request *req) {
+  size_t i, out = 0;
+  if (r->tokens[LLMR_TOKENS_PROMPT] >= 0 &&
+      r->tokens[LLMR_TOKENS_COMPLETION] >= 0)
+    return;
+  if (r->tokens[LLMR_TOKENS_PROMPT] < 0)
+    r->tokens[LLMR_TOKENS_PROMPT] = tokens_of(request_chars(req));
+  if (r->tokens[LLMR_TOKENS_COMPLETION] < 0) {
+    size_t reasoning = llmr__utf8_chars(llmr__buf_str(&r->reasoning),
+                                        r->reasoning.len);
+    out = llmr__utf8_chars(llmr__buf_str(&r->text), r->text.len) + reasoning;
+    for (i = 0; i < r->n_tool_calls; i++)
+      out += str_chars(r->tool_calls[i].name) +
+             llmr__utf8_chars(llmr__buf_str(&r->tool_calls[i].args),
+                              r->tool_calls[i].args.len);
+    r->tokens[LLMR_TOKENS_COMPLETION] = tokens_of(out);
+    if (r->tokens[LLMR_TOKENS_REASONING] < 0)
+      r->tokens[LLMR_TOKENS_REASONING] = tokens_of(reasoning);
+  }
+  if (r->tokens[LLMR_TOKENS_CACHED] < 0)
+    r->tokens[LLMR_TOKENS_CACHED] = 0;
+  r->tokens[LLMR_TOKENS_TOTAL] =
+      r->tokens[LLMR_TOKENS_PROMPT] + r->tokens[LLMR_TOKENS_COMPLETION];
+  r->usage_estimated = 1;
+}
+
+static int has_word(const char *s, const char *w) {
+  return s && strstr(s, w) != NULL;
+}
+
+llmr_status llmr__stream_error(llmr_response *resp, const cJSON *body) {
+  static const char *const retry_types[] = {
+      "server_error",       "api_error",   "overloaded_error",
+      "rate_limit_error",   "INTERNAL",    "UNAVAILABLE",
+      "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", NULL};
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(body, "error");
+  const cJSON *num;
+  const char *msg = NULL, *type = NULL, *code = NULL;
+  llmr_status st = LLMR_E_PROVIDER;
+  int retryable = 0;
+  size_t i;
+  llmr__error_fields(body, &msg, &type, &code);
+  num = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(err) ? err : body,
+                                         "code");
+  if (cJSON_IsNumber(num) && num->valuedouble >= 400 &&
+      num->valuedouble < 600) /* OpenRouter: an HTTP-like number */
+    st = llmr_status_from_http((int)num->valuedouble);
+  else if (has_word(type, "rate_limit") || has_word(code, "rate_limit") ||
+           has_word(type, "RESOURCE_EXHAUSTED"))
+    st = LLMR_E_RATE_LIMITED;
+  else if (has_word(type, "overloaded") || has_word(type, "UNAVAILABLE"))
+    st = LLMR_E_OVERLOADED;
+  else if (has_word(type, "context_length") || has_word(code, "context_length"))
+    st = LLMR_E_CONTEXT_LENGTH;
+  else if (has_word(type, "content_filter") || has_word(code, "content_filter") ||
+           has_word(code, "content_policy"))
+    st = LLMR_E_CONTENT_FILTER;
+  else if (has_word(type, "insufficient_quota") ||
+           has_word(code, "insufficient_quota"))
+    st = LLMR_E_PAYMENT;
+  else if (has_word(type, "DEADLINE_EXCEEDED") || has_word(type, "timeout"))
+    st = LLMR_E_TIMEOUT;
+  else if (has_word(type, "server_error") || has_word(type, "api_error") ||
+           has_word(type, "INTERNAL"))
+    st = LLMR_E_SERVER;
+  for (i = 0; type && retry_types[i]; i++)
+    if (strcmp(type, retry_types[i]) == 0)
+      retryable = 1;
+  if (st == LLMR_OK)
+    st = LLMR_E_PROVIDER;
+  if (llmr_response_set_error(
+          resp, st, type,
+          msg ? msg : "the provider reported an error inside the stream",
+          retryable, -1) != LLMR_OK)
+    return LLMR_E_NOMEM;
+  return st;
 }
 
 LLMR_API llmr_status llmr_response_set_finish_reason(llmr_response *r,
@@ -240,15 +550,23 @@ LLMR_API size_t llmr_response_tool_call_count(const llmr_response *r) {
   return r ? r->n_tool_calls : 0;
 }
 
-#define TOOL_GETTER(field)                                                     \
-  LLMR_API const char *llmr_response_tool_call_##field(const llmr_response *r, \
-                                                       size_t i) {             \
-    return (r && i < r->n_tool_calls) ? r->tool_calls[i].field : NULL;         \
-  }
-TOOL_GETTER(id)
-TOOL_GETTER(name)
-TOOL_GETTER(arguments)
-#undef TOOL_GETTER
+LLMR_API const char *llmr_response_tool_call_id(const llmr_response *r,
+                                                size_t i) {
+  return (r && i < r->n_tool_calls) ? r->tool_calls[i].id : NULL;
+}
+LLMR_API const char *llmr_response_tool_call_name(const llmr_response *r,
+                                                  size_t i) {
+  return (r && i < r->n_tool_calls) ? r->tool_calls[i].name : NULL;
+}
+LLMR_API const char *llmr_response_tool_call_arguments(const llmr_response *r,
+                                                       size_t i) {
+  return (r && i < r->n_tool_calls) ? llmr__buf_str(&r->tool_calls[i].args)
+                                    : NULL;
+}
+
+LLMR_API int llmr_response_usage_estimated(const llmr_response *r) {
+  return r ? (int)r->usage_estimated : 0;
+}
 
 LLMR_API const char *llmr_response_model(const llmr_response *r) {
   return r ? r->model : NULL;
@@ -356,6 +674,8 @@ static cJSON *trace_to_cjson(const llmr_response *r) {
                                  round(a->duration_ms * 1000.0) / 1000.0))
       goto oom;
   }
+  if (r->usage_estimated && !cJSON_AddTrueToObject(lr, "usage_estimated"))
+    goto oom;
   if (r->n_warnings) {
     cJSON *w = cJSON_AddArrayToObject(lr, "warnings");
     if (!w)
@@ -394,7 +714,7 @@ static cJSON *error_to_cjson(const llmr_response *r) {
   return e;
 }
 
-static cJSON *usage_to_cjson(const llmr_response *r) {
+cJSON *llmr__usage_to_cjson(const llmr_response *r) {
   cJSON *u = cJSON_CreateObject(), *d;
   int64_t total = r->tokens[LLMR_TOKENS_TOTAL];
   if (!u)
@@ -452,7 +772,7 @@ static cJSON *message_to_cjson(const llmr_response *r) {
           !(fn = cJSON_AddObjectToObject(tc, "function")) ||
           !cJSON_AddStringToObject(fn, "name", r->tool_calls[i].name) ||
           !cJSON_AddStringToObject(fn, "arguments",
-                                   r->tool_calls[i].arguments))
+                                   llmr__buf_str(&r->tool_calls[i].args)))
         goto oom;
     }
   }
@@ -487,7 +807,7 @@ cJSON *llmr__response_to_cjson(const llmr_response *r) {
     cJSON_AddItemToObject(choice, "message", item);
     if (!llmr__json_add_str_or_null(choice, "finish_reason",
                                     r->finish_reason) ||
-        !(item = usage_to_cjson(r)))
+        !(item = llmr__usage_to_cjson(r)))
       goto oom;
     cJSON_AddItemToObject(root, "usage", item);
   }

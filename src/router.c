@@ -4,6 +4,7 @@
  * touches curl (the transport does).
  */
 #include "internal.h"
+#include "sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,10 @@ static int conf_long(const cJSON *conf, const char *key, long min, long *out) {
 }
 
 static const char *const top_keys[] = {
-    "use_env",    "connect_timeout_ms", "timeout_ms", "max_response_bytes",
-    "ca_file",    "user_agent",         "providers",  "catalog", NULL};
+    "use_env",         "connect_timeout_ms", "timeout_ms",
+    "first_byte_timeout_ms", "idle_timeout_ms", "max_response_bytes",
+    "ca_file",         "user_agent",         "providers",
+    "catalog",         NULL};
 
 LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
                                         llmr_router **out, char *errbuf,
@@ -125,6 +128,11 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
       CONF_ERR("config.connect_timeout_ms: expected a positive integer");
     if (conf_long(conf, "timeout_ms", 1, &topts.timeout_ms))
       CONF_ERR("config.timeout_ms: expected a positive integer");
+    if (conf_long(conf, "first_byte_timeout_ms", 1,
+                  &topts.first_byte_timeout_ms))
+      CONF_ERR("config.first_byte_timeout_ms: expected a positive integer");
+    if (conf_long(conf, "idle_timeout_ms", 1, &topts.idle_timeout_ms))
+      CONF_ERR("config.idle_timeout_ms: expected a positive integer");
     if ((v = cJSON_GetObjectItemCaseSensitive(conf, "max_response_bytes"))) {
       if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 4e9)
         CONF_ERR("config.max_response_bytes: expected a positive integer");
@@ -296,29 +304,39 @@ static llmr_status generic_classify(const llmr_http_response *http,
   return st;
 }
 
-/* Try one slug. Fills resp (answer or error) and *a (the trace entry). */
-static llmr_status attempt_one(llmr_router *r, const char *slug,
-                               const llmr_request *req, llmr_response *resp,
-                               llmr__attempt *a, const char **native_out) {
+/* One call in progress: llmr_complete() (sink NULL) or llmr_stream(). */
+typedef struct call {
+  llmr_router *r;
+  const llmr_request *req;
+  llmr_response *resp;
+  llmr__sink *sink;
+} call;
+
+static llmr_status set_error(llmr_response *resp, llmr_status st,
+                             const char *msg, int retryable) {
+  return llmr_response_set_error(resp, st, NULL, msg, retryable, -1) ==
+                 LLMR_OK
+             ? st
+             : LLMR_E_NOMEM;
+}
+
+/* Resolve a slug to its provider and native model id. On failure the error
+ * is on resp; *pp may still be set (capability / key problems). */
+static llmr_status resolve(llmr_router *r, const char *slug,
+                           const llmr_request *req, llmr_response *resp,
+                           llmr_provider **pp_out, const char **native_out) {
   const llmr__model_info *info;
   const char *native, *missing;
-  llmr_http_request http;
-  llmr_http_response reply;
   const char *slash = strchr(slug, '/');
   llmr_provider **pp;
   llmr_provider *p;
-  llmr_status st;
   char err[LLMR_ERRBUF_SIZE];
-  size_t i;
 
-  memset(&http, 0, sizeof(http));
-  memset(&reply, 0, sizeof(reply));
-  if (!slash || slash == slug || !slash[1]) {
-    llmr_response_set_error(resp, LLMR_E_NO_PROVIDER, NULL,
-                            "model slug must look like provider/model-id", 0,
-                            -1);
-    return LLMR_E_NO_PROVIDER;
-  }
+  *pp_out = NULL;
+  *native_out = NULL;
+  if (!slash || slash == slug || !slash[1])
+    return set_error(resp, LLMR_E_NO_PROVIDER,
+                     "model slug must look like provider/model-id", 0);
   /* a catalog slug names its provider and native id; any other slug is
    * provider/native-id as written */
   if ((info = llmr__catalog_find(&r->catalog, slug))) {
@@ -333,7 +351,6 @@ static llmr_status attempt_one(llmr_router *r, const char *slug,
     }
     native = slash + 1;
   }
-  *native_out = native;
   if (!pp) {
     if (info)
       snprintf(err, sizeof(err), "no provider named '%s' is registered",
@@ -341,92 +358,303 @@ static llmr_status attempt_one(llmr_router *r, const char *slug,
     else
       snprintf(err, sizeof(err), "no provider named '%.*s' is registered",
                (int)(slash - slug), slug);
-    llmr_response_set_error(resp, LLMR_E_NO_PROVIDER, NULL, err, 0, -1);
-    return LLMR_E_NO_PROVIDER;
+    return set_error(resp, LLMR_E_NO_PROVIDER, err, 0);
   }
   p = *pp;
-  a->provider = p->name;
+  *pp_out = p;
+  *native_out = native;
   if ((missing = llmr__capability_missing(info, req))) {
     snprintf(err, sizeof(err),
              "%s does not support %s (model catalog); skipped", slug,
              missing);
-    llmr_response_set_error(resp, LLMR_E_CAPABILITY, NULL, err, 0, -1);
-    return LLMR_E_CAPABILITY;
+    return set_error(resp, LLMR_E_CAPABILITY, err, 0);
   }
   if (p->key_required && !p->api_key) {
     snprintf(err, sizeof(err), "no API key configured for provider '%s'",
              p->name);
-    llmr_response_set_error(resp, LLMR_E_NO_KEY, NULL, err, 0, -1);
-    return LLMR_E_NO_KEY;
+    return set_error(resp, LLMR_E_NO_KEY, err, 0);
   }
-  st = p->vt->build_request(p, req, native, 0, &http, resp);
+  return LLMR_OK;
+}
+
+/* Describe a non-2xx reply on resp. */
+static llmr_status classify(const llmr_provider *p,
+                            const llmr_http_response *reply,
+                            llmr_response *resp) {
+  llmr_status st = p->vt->classify_error ? p->vt->classify_error(p, reply, resp)
+                                         : generic_classify(reply, resp);
+  return st == LLMR_OK ? LLMR_E_PROVIDER : st; /* never call it a success */
+}
+
+/* A 2xx body in one piece: the adapter parses it (during llmr_stream()
+ * the setters deliver it as events). */
+static llmr_status parse_whole(const llmr_provider *p,
+                               const llmr_http_response *reply,
+                               llmr_response *resp) {
+  llmr_status st = p->vt->parse_response(p, reply, resp);
+  if (st != LLMR_OK && !resp->error)
+    set_error(resp, st, "could not parse the response", 0);
+  return st;
+}
+
+/* ---- the streaming glue: transport bytes -> SSE -> adapter -------------- */
+
+enum { BODY_UNDECIDED, BODY_SSE, BODY_JSON };
+
+typedef struct glue {
+  const llmr_provider *p;
+  llmr_response *resp;
+  void *state;
+  llmr__sse_parser sse;
+  int mode;
+  llmr__buf held;   /* the JSON body, or leading whitespace while undecided */
+  llmr_status st;   /* why the glue stopped the transfer */
+} glue;
+
+static int glue_event(void *user, const llmr__sse_event *ev) {
+  glue *g = user;
+  llmr_status st = g->p->vt->stream_event(
+      g->p, g->state, ev->event_len ? ev->event : "message", ev->data,
+      ev->data_len, g->resp);
+  if (st == LLMR_OK)
+    return 0;
+  g->st = st;
+  if (!g->resp->error)
+    set_error(g->resp, st, "could not decode a stream event", 0);
+  return 1;
+}
+
+static int glue_feed(glue *g, const char *data, size_t len) {
+  llmr_status st = llmr__sse_feed(&g->sse, data, len);
+  if (st == LLMR_OK)
+    return 0;
+  if (st != LLMR_E_ABORTED) { /* the parser's own failure */
+    g->st = st;
+    set_error(g->resp, st,
+              st == LLMR_E_PROTOCOL
+                  ? "stream line or event longer than the parser's cap"
+                  : llmr_status_str(st),
+              0);
+  }
+  return 1;
+}
+
+/* Is the reply an event stream or a JSON document? The Content-Type says;
+ * without one, the first non-blank byte does ('{' or '[': JSON). */
+static int decide(const llmr_http_response *head, const char *data,
+                  size_t len) {
+  const char *ct = llmr_http_response_header(head, "content-type");
+  size_t i;
+  if (ct && strstr(ct, "event-stream"))
+    return BODY_SSE;
+  if (ct && strstr(ct, "json"))
+    return BODY_JSON;
+  for (i = 0; i < len; i++) {
+    char c = data[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+      continue;
+    return (c == '{' || c == '[') ? BODY_JSON : BODY_SSE;
+  }
+  return BODY_UNDECIDED;
+}
+
+static int glue_body(void *user, const llmr_http_response *head,
+                     const char *data, size_t len) {
+  glue *g = user;
+  if (g->mode == BODY_UNDECIDED) {
+    g->mode = decide(head, data, len);
+    if (g->mode == BODY_UNDECIDED || g->mode == BODY_JSON) {
+      if (llmr__buf_append(&g->held, data, len) != 0) {
+        g->st = set_error(g->resp, LLMR_E_NOMEM, NULL, 0);
+        return 1;
+      }
+      return 0;
+    }
+    /* an event stream after blank bytes: feed those first */
+    if (g->held.len && glue_feed(g, g->held.data, g->held.len))
+      return 1;
+    llmr__buf_reset(&g->held);
+  } else if (g->mode == BODY_JSON) {
+    if (llmr__buf_append(&g->held, data, len) != 0) {
+      g->st = set_error(g->resp, LLMR_E_NOMEM, NULL, 0);
+      return 1;
+    }
+    return 0;
+  }
+  return glue_feed(g, data, len);
+}
+
+/* Send a streaming request and decode its reply as it arrives. */
+static llmr_status exchange_stream(llmr_router *r, const llmr_provider *p,
+                                   const llmr_http_request *http,
+                                   llmr_http_response *reply,
+                                   llmr_response *resp) {
+  glue g;
+  char err[LLMR_ERRBUF_SIZE];
+  llmr_status st, tst;
+
+  memset(&g, 0, sizeof(g));
+  g.p = p;
+  g.resp = resp;
+  if (p->vt->state_size &&
+      !(g.state = llmr__calloc(1, p->vt->state_size)))
+    return set_error(resp, LLMR_E_NOMEM, NULL, 0);
+  llmr__sse_init(&g.sse, 0, glue_event, &g);
+  err[0] = '\0';
+  tst = llmr__transport_stream(r->transport, http, reply, glue_body, &g, err,
+                               sizeof(err));
+  resp->http_status = (int)reply->status;
+  if (tst == LLMR_E_ABORTED) {
+    /* the glue stopped it: the adapter's error, a cancel, or the parser */
+    st = g.st != LLMR_OK ? g.st : tst;
+  } else if (reply->status >= 200 && reply->status < 300 &&
+             g.mode == BODY_JSON) {
+    if (tst != LLMR_OK) {
+      st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
+                     transport_retryable(tst));
+    } else {
+      /* a host that answered the stream request with one document */
+      llmr__buf body = reply->body;
+      reply->body = g.held;
+      st = parse_whole(p, reply, resp);
+      reply->body = body;
+    }
+  } else if (reply->status >= 200 && reply->status < 300) {
+    /* a trailing event with no blank line after it is discarded (spec) */
+    if (tst == LLMR_OK)
+      llmr__sse_finish(&g.sse);
+    if (resp->stream_done) /* complete: what follows the marker is moot */
+      st = LLMR_OK;
+    else if (tst != LLMR_OK)
+      st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
+                     transport_retryable(tst));
+    else
+      st = set_error(resp, LLMR_E_PROTOCOL,
+                     "stream ended before the provider's end marker", 0);
+  } else if (tst != LLMR_OK) {
+    st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
+                   transport_retryable(tst));
+  } else {
+    st = classify(p, reply, resp);
+  }
+  llmr__sse_free(&g.sse);
+  llmr__buf_free(&g.held);
+  llmr__free(g.state);
+  return st;
+}
+
+/* Build, send and read one attempt. */
+static llmr_status exchange(call *c, const llmr_provider *p,
+                            const char *native) {
+  llmr_response *resp = c->resp;
+  int streaming = c->sink && p->vt->stream_event;
+  llmr_http_request http;
+  llmr_http_response reply;
+  llmr_status st;
+  char err[LLMR_ERRBUF_SIZE];
+  size_t i;
+
+  memset(&http, 0, sizeof(http));
+  memset(&reply, 0, sizeof(reply));
+  st = p->vt->build_request(p, c->req, native, streaming, &http, resp);
   for (i = 0; st == LLMR_OK && i < p->n_headers; i++)
     st = llmr_http_request_add_header(&http, p->headers[i].name,
                                       p->headers[i].value);
   if (st != LLMR_OK) {
     if (!resp->error)
-      llmr_response_set_error(resp, st, NULL,
-                              "could not build the provider request", 0, -1);
+      set_error(resp, st, "could not build the provider request", 0);
+    goto out;
+  }
+  if (streaming) {
+    st = exchange_stream(c->r, p, &http, &reply, resp);
     goto out;
   }
   err[0] = '\0';
-  st = llmr__transport_perform(r->transport, &http, &reply, err, sizeof(err));
-  if (st != LLMR_OK) {
-    llmr_response_set_error(resp, st, NULL, err[0] ? err : llmr_status_str(st),
-                            transport_retryable(st), -1);
-    goto out;
-  }
+  st = llmr__transport_perform(c->r->transport, &http, &reply, err,
+                               sizeof(err));
   resp->http_status = (int)reply.status;
-  if (reply.status >= 200 && reply.status < 300) {
-    st = p->vt->parse_response(p, &reply, resp);
-    if (st != LLMR_OK && !resp->error)
-      llmr_response_set_error(resp, st, NULL, "could not parse the response",
-                              0, -1);
-  } else {
-    st = p->vt->classify_error ? p->vt->classify_error(p, &reply, resp)
-                               : generic_classify(&reply, resp);
-    if (st == LLMR_OK) /* a classifier must not call an error a success */
-      st = LLMR_E_PROVIDER;
-  }
-  resp->http_status = (int)reply.status;
+  if (st != LLMR_OK)
+    st = set_error(resp, st, err[0] ? err : llmr_status_str(st),
+                   transport_retryable(st));
+  else if (reply.status >= 200 && reply.status < 300)
+    st = parse_whole(p, &reply, resp);
+  else
+    st = classify(p, &reply, resp);
 out:
-  a->http_status = resp->http_status;
   llmr__http_request_clear(&http);
   llmr__http_response_clear(&reply);
   return st;
 }
 
-LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
-                                   size_t n_models, const llmr_request *req,
-                                   llmr_response **out) {
-  llmr_response *resp;
+/* Deliver an event that carries a status (FALLBACK, ERROR). */
+static llmr_status emit_status(llmr_response *resp, llmr_event_type type,
+                               llmr_status st, const char *error, int http) {
+  llmr_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = type;
+  ev.status = st;
+  ev.error = error;
+  ev.http_status = http;
+  return llmr__emit(resp, &ev);
+}
+
+static llmr_status emit_plain(llmr_response *resp, llmr_event_type type) {
+  llmr_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = type;
+  if (type == LLMR_EVENT_DONE)
+    ev.finish_reason = resp->finish_reason;
+  return llmr__emit(resp, &ev);
+}
+
+/*
+ * The attempt loop shared by llmr_complete() and llmr_stream(): each slug
+ * once, in order, moving on by should_fall_back(). A streaming call also
+ * stops moving on once content reached its callback (never splice two
+ * models' output) or when the callback cancels.
+ */
+static llmr_status run_call(call *c, const char *const *models,
+                            size_t n_models) {
+  llmr_response *resp = c->resp;
+  llmr__sink *sink = c->sink;
   llmr_status st = LLMR_E_INVAL;
   size_t i, failed = 0;
+  int all_tried = 0;
 
-  if (!out)
-    return LLMR_E_INVAL;
-  *out = NULL;
-  if (!(resp = llmr__response_new()))
-    return LLMR_E_NOMEM;
-  *out = resp;
-  if (!r || !req || !models || n_models == 0 || req->n_messages == 0) {
-    llmr_response_set_error(resp, LLMR_E_INVAL, NULL,
-                            !req || req->n_messages == 0
-                                ? "the request has no messages"
-                                : "no router or no models given",
-                            0, -1);
-    return resp->status;
-  }
   for (i = 0; i < n_models; i++) {
     llmr__attempt a;
+    llmr_provider *p = NULL;
     const char *native = NULL;
     double t0 = llmr__now_ms();
     memset(&a, 0, sizeof(a));
-    a.model = (char *)(models[i] ? models[i] : ""); /* borrowed; copied by add_attempt */
+    /* borrowed; copied by add_attempt */
+    a.model = (char *)(models[i] ? models[i] : "");
     llmr__response_reset_attempt(resp);
-    st = attempt_one(r, a.model, req, resp, &a, &native);
+    st = resolve(c->r, a.model, c->req, resp, &p, &native);
+    a.provider = p ? p->name : NULL;
+    if (sink) {
+      llmr_event ev;
+      sink->model = a.model;
+      sink->provider = a.provider;
+      sink->native_model = native;
+      memset(&ev, 0, sizeof(ev));
+      ev.type = LLMR_EVENT_ATTEMPT;
+      if (llmr__emit(resp, &ev) != LLMR_OK)
+        st = LLMR_E_ABORTED;
+    }
+    if (st == LLMR_OK)
+      st = exchange(c, p, native);
+    if (sink && sink->cancelled) /* even if an adapter ignored it */
+      st = LLMR_E_ABORTED;
+    if (st == LLMR_OK)
+      st = llmr__response_finish_calls(resp);
+    /* usage for the ledger: estimated when the provider gave none, for an
+     * answer and for the partial output of a stream that broke off */
+    if (st == LLMR_OK || llmr__response_has_content(resp))
+      llmr__response_estimate_usage(resp, c->req);
     a.status = st;
     a.duration_ms = llmr__now_ms() - t0;
+    a.http_status = resp->http_status;
     a.retryable = st != LLMR_OK && resp->retryable;
     a.error = st != LLMR_OK ? resp->error : NULL;
     if (llmr__response_add_attempt(resp, &a) != LLMR_OK) {
@@ -441,16 +669,38 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
       break;
     }
     failed++;
+    if (sink && (sink->cancelled || sink->content_started)) {
+      /* the partial answer stays, with who produced it */
+      if (llmr__response_has_content(resp) &&
+          llmr__response_set_answered(resp, a.model, a.provider, native) !=
+              LLMR_OK)
+        st = LLMR_E_NOMEM;
+      break;
+    }
     if (!should_fall_back(st))
       break;
+    if (i + 1 == n_models) {
+      all_tried = 1;
+      break;
+    }
+    if (sink && emit_status(resp, LLMR_EVENT_FALLBACK, st, resp->error,
+                            resp->http_status) != LLMR_OK) {
+      st = LLMR_E_ABORTED;
+      break;
+    }
   }
-  if (st == LLMR_OK)
+  if (st == LLMR_OK) {
+    if (sink) {
+      emit_plain(resp, LLMR_EVENT_USAGE);
+      emit_plain(resp, LLMR_EVENT_DONE);
+    }
     return LLMR_OK;
+  }
   if (st == LLMR_E_NOMEM) {
     resp->status = LLMR_E_NOMEM;
     return LLMR_E_NOMEM;
   }
-  if (failed > 1 && i == n_models) {
+  if (failed > 1 && all_tried) {
     /* every slug failed: say so, and keep the last one's details */
     char msg[LLMR_ERRBUF_SIZE + 64];
     snprintf(msg, sizeof(msg), "all %zu models failed; last: %s", failed,
@@ -460,5 +710,65 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
                             resp->retry_after_s);
   }
   resp->status = st;
+  if (sink && !sink->cancelled)
+    emit_status(resp, LLMR_EVENT_ERROR, st, resp->error, resp->http_status);
+  return st;
+}
+
+/* Shared entry checks; *out always gets a response when possible. */
+static llmr_status start_call(llmr_router *r, const char *const *models,
+                              size_t n_models, const llmr_request *req,
+                              llmr_response **out) {
+  llmr_response *resp;
+  if (!out)
+    return LLMR_E_INVAL;
+  *out = NULL;
+  if (!(resp = llmr__response_new()))
+    return LLMR_E_NOMEM;
+  *out = resp;
+  if (!r || !req || !models || n_models == 0 || req->n_messages == 0) {
+    llmr_response_set_error(resp, LLMR_E_INVAL, NULL,
+                            !req || req->n_messages == 0
+                                ? "the request has no messages"
+                                : "no router or no models given",
+                            0, -1);
+    return resp->status;
+  }
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
+                                   size_t n_models, const llmr_request *req,
+                                   llmr_response **out) {
+  call c;
+  llmr_status st = start_call(r, models, n_models, req, out);
+  if (st != LLMR_OK)
+    return st;
+  c.r = r;
+  c.req = req;
+  c.resp = *out;
+  c.sink = NULL;
+  return run_call(&c, models, n_models);
+}
+
+LLMR_API llmr_status llmr_stream(llmr_router *r, const char *const *models,
+                                 size_t n_models, const llmr_request *req,
+                                 llmr_stream_cb cb, void *user,
+                                 llmr_response **out) {
+  llmr__sink sink;
+  call c;
+  llmr_status st = start_call(r, models, n_models, req, out);
+  if (st != LLMR_OK)
+    return st;
+  memset(&sink, 0, sizeof(sink));
+  sink.cb = cb;
+  sink.user = user;
+  c.r = r;
+  c.req = req;
+  c.resp = *out;
+  c.sink = &sink;
+  c.resp->sink = &sink;
+  st = run_call(&c, models, n_models);
+  c.resp->sink = NULL; /* the sink lives on this stack frame */
   return st;
 }

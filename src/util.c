@@ -197,6 +197,25 @@ void llmr__synth_call_id(char *out, size_t n) {
   snprintf(out, n, "call_llmr_%lx_%lu", (unsigned long)time(NULL), k);
 }
 
+int llmr__parse_data_url(const char *url, char *mime, size_t size,
+                         const char **data) {
+  const char *comma = strchr(url, ','), *semi;
+  size_t i, n;
+  if (strncmp(url, "data:", 5) != 0 || !comma)
+    return -1;
+  url += 5;
+  semi = memchr(url, ';', (size_t)(comma - url));
+  n = (size_t)((semi ? semi : comma) - url);
+  if (n == 0 || n >= size || comma - url < 7 ||
+      !llmr__strncaseeq(comma - 7, ";base64", 7))
+    return -1;
+  for (i = 0; i < n; i++) /* media types are case-insensitive */
+    mime[i] = (url[i] >= 'A' && url[i] <= 'Z') ? (char)(url[i] + 32) : url[i];
+  mime[n] = '\0';
+  *data = comma + 1;
+  return 0;
+}
+
 /* ---- status table and version ------------------------------------------- */
 
 LLMR_API const char *llmr_status_str(llmr_status status) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The llmroute CLI, run as a user would, against the provider emulator.
 
-Checks plain and --json output, fallback traces, --request files with -m
+Checks plain, --json and --stream output, fallback traces, --request files with -m
 overrides, stdin prompts, failure documents, exit codes 0/1/2, and that a
 key never appears in anything the CLI prints."""
 import json
@@ -143,6 +143,64 @@ def main():
         sent = control(port, "/_emu/requests")[-1]["body"]
         check("prompt stdin", p.returncode == 0
               and sent["messages"][-1]["content"] == "from stdin\n", sent)
+
+        # --stream: the text as it arrives, then a newline
+        control(port, "/_emu/script", {"model": "gpt-slow", "default": {
+            "kind": "ok", "text": "streamed words here", "piece_chars": 3,
+            "event_delay_ms": 20, "chunking": "byte"}})
+        p = run(port, ["--stream", "-m", "openai/gpt-slow", "hi"])
+        check("stream exit", p.returncode == 0, p.stderr)
+        check("stream text", p.stdout == "streamed words here\n", repr(p.stdout))
+        sent = control(port, "/_emu/requests")[-1]["body"]
+        check("stream request", sent.get("stream") is True
+              and sent.get("stream_options") == {"include_usage": True}, sent)
+        # --stream with a fallback and --trace
+        p = run(port, ["--stream", "--trace", "-m", "openai/gpt-down,openai/gpt-slow", "hi"])
+        check("stream fallback", p.returncode == 0 and p.stdout == "streamed words here\n"
+              and "attempt 1" in p.stderr and "LLMR_E_OVERLOADED" in p.stderr
+              and "attempt 2" in p.stderr, p.stdout + p.stderr)
+        # --stream --json: chunk lines, then the chat.completion
+        p = run(port, ["--stream", "--json", "--trace", "-m", "openai/gpt-down,openai/gpt-slow", "hi"])
+        check("stream json exit", p.returncode == 0, p.stderr)
+        lines = p.stdout.splitlines()
+        try:
+            docs = [json.loads(l) for l in lines]
+        except ValueError as e:
+            docs = []
+            check("stream json lines parse", False, repr(e))
+        if docs:
+            chunks, final = docs[:-1], docs[-1]
+            check("stream json chunks", len(chunks) >= 4 and all(
+                c.get("object") == "chat.completion.chunk" and c.get("model") == "openai/gpt-slow"
+                for c in chunks), chunks)
+            text = "".join(c["choices"][0]["delta"].get("content", "")
+                           for c in chunks if c["choices"])
+            check("stream json text", text == "streamed words here", text)
+            check("stream json role first",
+                  chunks[0]["choices"][0]["delta"].get("role") == "assistant")
+            check("stream json finish chunk",
+                  chunks[-2]["choices"][0]["finish_reason"] == "stop")
+            check("stream json usage chunk", chunks[-1]["choices"] == []
+                  and chunks[-1]["usage"]["completion_tokens"] > 0, chunks[-1])
+            check("stream json final", final.get("object") == "chat.completion"
+                  and final["choices"][0]["message"]["content"] == "streamed words here"
+                  and [a["model"] for a in final["llmroute"]["attempts"]]
+                  == ["openai/gpt-down", "openai/gpt-slow"], final)
+        check("stream json trace", "attempt 2" in p.stderr, p.stderr)
+        # --stream that fails: error on stderr, exit 1; --json: the error document
+        p = run(port, ["--stream", "-m", "openai/gpt-down", "hi"])
+        check("stream fail", p.returncode == 1 and p.stdout == ""
+              and "LLMR_E_OVERLOADED" in p.stderr, p.stdout + p.stderr)
+        p = run(port, ["--stream", "--json", "-m", "openai/gpt-down", "hi"])
+        check("stream json fail", p.returncode == 1
+              and json.loads(p.stdout.splitlines()[-1])["error"]["code"] == "LLMR_E_OVERLOADED",
+              p.stdout)
+        # a drop after content: the partial text, a newline, the error
+        control(port, "/_emu/script", {"model": "gpt-drop", "default": {
+            "kind": "ok", "text": "abcdefghijkl", "drop_after_events": 2}})
+        p = run(port, ["--stream", "-m", "openai/gpt-drop", "hi"])
+        check("stream drop", p.returncode == 1 and p.stdout == "abcd\n"
+              and "LLMR_E_TRANSPORT" in p.stderr, p.stdout + p.stderr)
 
         # usage errors: exit 2, nothing sent
         before = control(port, "/_emu/stats")["requests"]

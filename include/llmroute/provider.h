@@ -39,7 +39,9 @@ typedef struct llmr_provider_vt {
   /* Must be LLMR_PROVIDER_ABI_VERSION. */
   int abi_version;
 
-  /* Bytes of per-stream state (zeroed before a stream starts); 0 if none. */
+  /* Bytes of per-stream state handed to stream_event, zeroed before each
+   * streaming attempt and freed after it; 0 if none. There is no end hook,
+   * so the state must not own memory. */
   size_t state_size;
 
   /* Fill `http` (URL, headers, JSON body) for `req` sent to `native_model`.
@@ -57,9 +59,24 @@ typedef struct llmr_provider_vt {
                                 const llmr_http_response *http,
                                 llmr_response *resp);
 
-  /* Decode one server-sent event of a streaming reply into `resp`
-   * (text/reasoning/tool-call deltas, usage, finish reason). NULL when the
-   * adapter cannot stream. */
+  /* Decode one server-sent event of a 2xx streaming reply into `resp`.
+   * `event` is the SSE event type ("message" when the event had no
+   * `event:` line); `data` is its data lines joined with '\n', data_len
+   * bytes, NUL-terminated. Report what the event carries with the same
+   * setters as parse_response: llmr_response_append_text() /
+   * append_reasoning() for deltas, llmr_response_tool_call_delta() for
+   * tool-call fragments (or llmr_response_add_tool_call() for a call that
+   * arrives whole), set_tokens / set_finish_reason / set_id, and
+   * llmr_response_stream_done() when the provider's end marker is seen: a
+   * stream that ends without it is LLMR_E_PROTOCOL. During llmr_stream()
+   * the setters also deliver the caller's events; when the caller cancels,
+   * a setter returns LLMR_E_ABORTED and the adapter must return it. An
+   * error the provider sends inside the stream: llmr_response_set_error()
+   * and return its status. Any non-OK return ends the stream. A 2xx reply
+   * that is a JSON document rather than an event stream goes to
+   * parse_response instead. NULL when the adapter cannot stream:
+   * llmr_stream() then sends a non-streaming request (build_request with
+   * stream 0) and reports the whole answer as events once it arrives. */
   llmr_status (*stream_event)(const llmr_provider *p, void *state,
                               const char *event, const char *data,
                               size_t data_len, llmr_response *resp);
@@ -75,7 +92,10 @@ typedef struct llmr_provider_vt {
 
 /*
  * Register a provider named `name` (the slug prefix) that uses adapter `vt`.
- * config_json may be NULL or hold: "base_url", "api_key", "api_key_env"
+ * A base URL is required: from config_json's "base_url" or the environment
+ * (LLMR_<NAME>_BASE_URL); without one the call fails with LLMR_E_INVAL.
+ * config_json may be NULL (then the environment must give the base URL) or
+ * hold: "base_url", "api_key", "api_key_env"
  * (name of an environment variable holding the key), "key_required"
  * (bool, default true), "headers" (object of extra header strings) and
  * "options" (object of strings the adapter reads with
@@ -124,6 +144,10 @@ LLMR_API const char *llmr_http_response_header(const llmr_http_response *http,
 
 /* ---- filling the response (arguments are copied) ------------------------ */
 
+/* During llmr_stream() the text, reasoning and tool-call setters also
+ * deliver the caller's events before they return, and return
+ * LLMR_E_ABORTED (storing nothing) once the caller has cancelled. */
+
 LLMR_API llmr_status llmr_response_append_text(llmr_response *resp,
                                                const char *text, size_t len);
 LLMR_API llmr_status llmr_response_append_reasoning(llmr_response *resp,
@@ -134,6 +158,24 @@ LLMR_API llmr_status llmr_response_add_tool_call(llmr_response *resp,
                                                  const char *id,
                                                  const char *name,
                                                  const char *arguments_json);
+/* A fragment of the streamed tool call the provider numbers `index` (its
+ * own numbering: OpenAI's tool_calls[].index, Anthropic's block index).
+ * The first fragment for an index creates the call; `id` and `name` may
+ * come once, on any fragment (NULL when absent), and a call that never
+ * gets an id receives a synthesised unique one. A fragment with a
+ * different non-empty id than the call's starts a new call (hosts that
+ * number every call 0). `args` (len bytes, NULL only when len is 0) is
+ * appended to the arguments text; a call that ends with no argument text
+ * has arguments "{}". */
+LLMR_API llmr_status llmr_response_tool_call_delta(llmr_response *resp,
+                                                   size_t index,
+                                                   const char *id,
+                                                   const char *name,
+                                                   const char *args,
+                                                   size_t len);
+/* The provider's end-of-stream marker was seen: the answer is complete.
+ * Events after it are still decoded (usage may follow the finish chunk). */
+LLMR_API llmr_status llmr_response_stream_done(llmr_response *resp);
 /* One of "stop", "length", "tool_calls", "content_filter", "error". */
 LLMR_API llmr_status llmr_response_set_finish_reason(llmr_response *resp,
                                                      const char *reason);
@@ -154,8 +196,10 @@ LLMR_API llmr_status llmr_response_set_error(llmr_response *resp,
 
 /* Generic status class of an HTTP status code: 401/403 LLMR_E_AUTH,
  * 402 LLMR_E_PAYMENT, 404 LLMR_E_NOT_FOUND, 408 LLMR_E_TIMEOUT,
- * 429 LLMR_E_RATE_LIMITED, 503/529 LLMR_E_OVERLOADED, other 5xx
- * LLMR_E_SERVER, other 4xx LLMR_E_BAD_REQUEST, 2xx LLMR_OK. */
+ * 413 LLMR_E_CONTEXT_LENGTH, 429 LLMR_E_RATE_LIMITED, 503/529
+ * LLMR_E_OVERLOADED, other 5xx LLMR_E_SERVER, other 4xx
+ * LLMR_E_BAD_REQUEST, 2xx LLMR_OK, anything else (1xx, 3xx)
+ * LLMR_E_PROTOCOL. */
 LLMR_API llmr_status llmr_status_from_http(int http_status);
 
 /* Seconds to wait from a Retry-After value: delta-seconds or an HTTP-date.

@@ -155,24 +155,6 @@ static llmr_status turn_add(build_ctx *c, const char *role, cJSON *block) {
   return LLMR_OK;
 }
 
-/* Split "data:<media type>[;param...];base64,<data>". 0 on success. */
-static int split_data_url(const char *url, char *mt, size_t mt_size,
-                          const char **data) {
-  const char *p = url + 5, *b64 = strstr(url, ";base64,"), *semi;
-  size_t i, n;
-  if (strncmp(url, "data:", 5) != 0 || !b64)
-    return -1;
-  semi = strchr(p, ';'); /* not NULL: b64 has one */
-  n = (size_t)(semi - p);
-  if (n == 0 || n >= mt_size || memchr(p, ',', (size_t)(b64 - p)))
-    return -1;
-  for (i = 0; i < n; i++)
-    mt[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] + 32) : p[i];
-  mt[n] = '\0';
-  *data = b64 + 8;
-  return 0;
-}
-
 static cJSON *source_block(const char *type, const char *source_type,
                            const char *media_type, const char *data_or_url) {
   cJSON *b = cJSON_CreateObject(), *src;
@@ -212,7 +194,7 @@ static llmr_status image_block(build_ctx *c, const cJSON *part, size_t i,
     *out = source_block("image", "url", NULL, url);
     return *out ? LLMR_OK : LLMR_E_NOMEM;
   }
-  if (split_data_url(url, mt, sizeof(mt), &data) != 0)
+  if (llmr__parse_data_url(url, mt, sizeof(mt), &data) != 0)
     return failf(c->resp, LLMR_E_INVAL,
                  "anthropic: messages[%zu].content[%zu]: image data URL is "
                  "not data:<type>;base64,<data>",
@@ -252,7 +234,7 @@ static llmr_status part_block(build_ctx *c, const cJSON *part, size_t i,
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(part, "file");
     const char *url = llmr__json_str(f, "file_data"), *data;
     char mt[64];
-    if (url && split_data_url(url, mt, sizeof(mt), &data) == 0 &&
+    if (url && llmr__parse_data_url(url, mt, sizeof(mt), &data) == 0 &&
         strcmp(mt, "application/pdf") == 0) {
       *out = source_block("document", "base64", mt, data);
       return *out ? LLMR_OK : LLMR_E_NOMEM;
@@ -1052,14 +1034,11 @@ static llmr_status anthropic_classify(const llmr_provider *p,
   const char *text = llmr_http_response_body(http, &len);
   cJSON *root = cJSON_ParseWithLength(text, len);
   int code = llmr_http_response_status(http);
-  const char *message = NULL, *type = NULL, *ecode = NULL, *sr;
+  const char *message = NULL, *type = NULL, *ecode = NULL;
   llmr_status st = llmr_status_from_http(code);
-  int retryable = code == 408 || code == 409 || code == 429 || code >= 500;
-  char fallback[192];
+  int retryable = llmr__http_retryable(code);
   (void)p;
 
-  if (st == LLMR_OK) /* a 2xx that carried an error object */
-    st = LLMR_E_PROVIDER;
   if (root)
     llmr__error_fields(root, &message, &type, &ecode);
   if (!type) {
@@ -1093,28 +1072,9 @@ static llmr_status anthropic_classify(const llmr_provider *p,
      * and `max_tokens` exceed context limit: ..." */
     st = LLMR_E_CONTEXT_LENGTH;
   }
-  /* The SDKs let the server decide (x-should-retry, client.ts shouldRetry) */
-  if ((sr = llmr_http_response_header(http, "x-should-retry"))) {
-    if (strcmp(sr, "true") == 0)
-      retryable = 1;
-    else if (strcmp(sr, "false") == 0)
-      retryable = 0;
-  }
-  if (!message) {
-    /* not the documented shape: say what came, briefly */
-    size_t i, n = (size_t)snprintf(fallback, sizeof(fallback), "HTTP %d: ",
-                                   code);
-    for (i = 0; i < len && n + 1 < sizeof(fallback) && i < 120; i++) {
-      unsigned char ch = (unsigned char)text[i];
-      fallback[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    fallback[n] = '\0';
-    message = fallback;
-  }
-  st = llmr_response_set_error(resp, st, type, message, retryable,
-                               llmr__retry_after_from_headers(http)) == LLMR_OK
-           ? st
-           : LLMR_E_NOMEM;
+  /* x-should-retry (client.ts shouldRetry) and the body excerpt: shared */
+  st = llmr__error_finish(http, resp, st, type, message, retryable,
+                          llmr__retry_after_from_headers(http));
   cJSON_Delete(root);
   return st;
 }

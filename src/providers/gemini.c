@@ -600,26 +600,6 @@ static cJSON *media_part(const char *kind, const char *mime, const char *key,
   return p;
 }
 
-/* "data:<mime>[;param]*;base64,<data>": the MIME type into mime, *data at
- * the payload. -1 when it is not a base64 data URL with a type. */
-static int parse_data_url(const char *url, char *mime, size_t size,
-                          const char **data) {
-  const char *comma = strchr(url, ','), *semi;
-  size_t n;
-  if (strncmp(url, "data:", 5) != 0 || !comma)
-    return -1;
-  url += 5;
-  semi = memchr(url, ';', (size_t)(comma - url));
-  n = (size_t)((semi ? semi : comma) - url);
-  if (n == 0 || n >= size || comma - url < 7 ||
-      !llmr__strncaseeq(comma - 7, ";base64", 7))
-    return -1;
-  memcpy(mime, url, n);
-  mime[n] = '\0';
-  *data = comma + 1;
-  return 0;
-}
-
 /* MIME type from a URL's file extension, for the types the image and
  * document guides list; NULL when unknown (mimeType is then left out). */
 static const char *mime_from_url(const char *url) {
@@ -667,7 +647,7 @@ static llmr_status convert_part(gem_build *g, const char *role, size_t i,
                         "messages[%zu].content[%zu].image_url.url: missing",
                         i, k);
     if (strncmp(url, "data:", 5) == 0) {
-      if (parse_data_url(url, mime, sizeof(mime), &data) != 0)
+      if (llmr__parse_data_url(url, mime, sizeof(mime), &data) != 0)
         return build_fail(g->resp, LLMR_E_INVAL,
                           "messages[%zu].content[%zu].image_url.url: only "
                           "base64 data URLs with a MIME type can be sent",
@@ -694,7 +674,7 @@ static llmr_status convert_part(gem_build *g, const char *role, size_t i,
   if (strcmp(type, "file") == 0) {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(p, "file");
     const char *fd = llmr__json_str(f, "file_data");
-    if (fd && parse_data_url(fd, mime, sizeof(mime), &data) == 0)
+    if (fd && llmr__parse_data_url(fd, mime, sizeof(mime), &data) == 0)
       return add_part(g, role, media_part("inlineData", mime, "data", data));
     if (fd && llmr__json_str(f, "filename") &&
         mime_from_url(llmr__json_str(f, "filename")))
@@ -1441,10 +1421,6 @@ static double retry_delay(const cJSON *err) {
   return (end[0] == 's' && end[1] == '\0' && isfinite(d) && d >= 0) ? d : -1;
 }
 
-static int has_word(const char *s, const char *w) {
-  return s && strstr(s, w) != NULL;
-}
-
 /*
  * Error bodies are {"error": {"code", "message", "status", "details"}};
  * the status is the type (WIRE-NOTES "errors"). Classes from the
@@ -1464,13 +1440,10 @@ static llmr_status gemini_classify(const llmr_provider *p,
   int code = llmr_http_response_status(http);
   const char *message = NULL, *type = NULL, *ecode = NULL, *reason;
   llmr_status st = llmr_status_from_http(code);
-  int retryable = code == 408 || code == 409 || code == 429 || code >= 500;
+  int retryable = llmr__http_retryable(code);
   double after;
-  char fallback[192];
   (void)p;
 
-  if (st == LLMR_OK) /* an error object inside a 2xx */
-    st = LLMR_E_PROVIDER;
   if (!cJSON_IsObject(err))
     err = root;
   if (root)
@@ -1482,8 +1455,8 @@ static llmr_status gemini_classify(const llmr_provider *p,
     retryable = 0;
   } else if (type) {
     if (strcmp(type, "INVALID_ARGUMENT") == 0) {
-      if (has_word(message, "input token count") &&
-          has_word(message, "exceeds the maximum"))
+      if (llmr__contains(message, "input token count") &&
+          llmr__contains(message, "exceeds the maximum"))
         st = LLMR_E_CONTEXT_LENGTH;
     } else if (strcmp(type, "FAILED_PRECONDITION") == 0) {
       st = LLMR_E_PAYMENT;
@@ -1511,21 +1484,7 @@ static llmr_status gemini_classify(const llmr_provider *p,
   }
   if ((after = retry_delay(err)) < 0) /* Gemini sends no header, but */
     after = llmr__retry_after_from_headers(http);
-  if (!message) {
-    /* not the documented shape: say what came, briefly */
-    size_t i, n = (size_t)snprintf(fallback, sizeof(fallback), "HTTP %d: ",
-                                   code);
-    for (i = 0; i < len && n + 1 < sizeof(fallback) && i < 120; i++) {
-      unsigned char c = (unsigned char)text[i];
-      fallback[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    fallback[n] = '\0';
-    message = fallback;
-  }
-  st = llmr_response_set_error(resp, st, type, message, retryable, after) ==
-               LLMR_OK
-           ? st
-           : LLMR_E_NOMEM;
+  st = llmr__error_finish(http, resp, st, type, message, retryable, after);
   cJSON_Delete(root);
   return st;
 }

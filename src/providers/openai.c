@@ -252,10 +252,6 @@ out:
   return st;
 }
 
-static int has_word(const char *s, const char *w) {
-  return s && strstr(s, w) != NULL;
-}
-
 static llmr_status openai_classify(const llmr_provider *p,
                                    const llmr_http_response *http,
                                    llmr_response *resp) {
@@ -263,55 +259,170 @@ static llmr_status openai_classify(const llmr_provider *p,
   const char *text = llmr_http_response_body(http, &len);
   cJSON *root = cJSON_ParseWithLength(text, len);
   int code = llmr_http_response_status(http);
-  const char *message = NULL, *type = NULL, *ecode = NULL, *sr;
+  const char *message = NULL, *type = NULL, *ecode = NULL;
   llmr_status st = llmr_status_from_http(code);
-  int retryable;
-  char fallback[192];
+  int retryable = llmr__http_retryable(code);
   (void)p;
 
-  if (st == LLMR_OK) /* a 2xx that carried an error object */
-    st = LLMR_E_PROVIDER;
   if (root)
     llmr__error_fields(root, &message, &type, &ecode);
-  retryable = code == 408 || code == 409 || code == 429 || code >= 500;
-  if (has_word(type, "insufficient_quota") ||
-      has_word(ecode, "insufficient_quota")) {
+  if (llmr__contains(type, "insufficient_quota") ||
+      llmr__contains(ecode, "insufficient_quota")) {
     st = LLMR_E_PAYMENT;
     retryable = 0;
-  } else if (has_word(ecode, "context_length_exceeded") ||
-             has_word(type, "context_length_exceeded")) {
+  } else if (llmr__contains(ecode, "context_length_exceeded") ||
+             llmr__contains(type, "context_length_exceeded")) {
     st = LLMR_E_CONTEXT_LENGTH;
-  } else if (has_word(ecode, "content_filter") ||
-             has_word(ecode, "content_policy_violation")) {
+  } else if (llmr__contains(ecode, "content_filter") ||
+             llmr__contains(ecode, "content_policy_violation")) {
     st = LLMR_E_CONTENT_FILTER;
-  } else if (has_word(type, "overloaded")) {
+  } else if (llmr__contains(type, "overloaded")) {
     st = LLMR_E_OVERLOADED;
     retryable = 1;
-  } else if (has_word(ecode, "model_not_found")) {
+  } else if (llmr__contains(ecode, "model_not_found")) {
     st = LLMR_E_NOT_FOUND;
   }
-  /* The OpenAI SDKs let the server decide (x-should-retry). */
-  if ((sr = llmr_http_response_header(http, "x-should-retry"))) {
-    if (strcmp(sr, "true") == 0)
-      retryable = 1;
-    else if (strcmp(sr, "false") == 0)
-      retryable = 0;
+  st = llmr__error_finish(http, resp, st, type, message, retryable,
+                          llmr__retry_after_from_headers(http));
+  cJSON_Delete(root);
+  return st;
+}
+
+/* ---- streaming ---------------------------------------------------------- */
+
+/* Per-stream state. */
+typedef struct openai_stream {
+  int done; /* [DONE] seen: nothing after it is read */
+} openai_stream;
+
+/* One element of delta.tool_calls: OpenAI sends index, id, type and
+ * function.name on a call's first fragment and index + function.arguments
+ * fragments after it; Mistral and Ollama send whole calls in one delta. */
+static llmr_status stream_tool_call(const cJSON *tc, size_t pos,
+                                    llmr_response *resp) {
+  const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+  const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+  const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
+  size_t index = pos;
+  char *printed = NULL;
+  const char *frag = NULL;
+  llmr_status st;
+  if (!cJSON_IsObject(tc))
+    return protocol_error(resp, "delta.tool_calls[] is not an object");
+  if (cJSON_IsNumber(ix)) {
+    if (ix->valuedouble < 0 || ix->valuedouble > 1e6)
+      return protocol_error(resp, "delta.tool_calls[].index out of range");
+    index = (size_t)ix->valuedouble;
   }
-  if (!message) {
-    /* not the documented shape: say what came, briefly */
-    size_t i, n = (size_t)snprintf(fallback, sizeof(fallback), "HTTP %d: ",
-                                   code);
-    for (i = 0; i < len && n + 1 < sizeof(fallback) && i < 120; i++) {
-      unsigned char c = (unsigned char)text[i];
-      fallback[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+  if (cJSON_IsString(args))
+    frag = args->valuestring;
+  else if (cJSON_IsObject(args) && !(frag = printed = llmr__json_print(args)))
+    return LLMR_E_NOMEM; /* some hosts send an object, not JSON text */
+  st = llmr_response_tool_call_delta(resp, index, llmr__json_str(tc, "id"),
+                                     llmr__json_str(fn, "name"), frag,
+                                     frag ? strlen(frag) : 0);
+  llmr__free(printed);
+  return st;
+}
+
+static llmr_status stream_choice(const cJSON *choice, llmr_response *resp) {
+  const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+  const cJSON *v, *tc;
+  const char *fr;
+  size_t pos = 0;
+  llmr_status st;
+
+  v = cJSON_GetObjectItemCaseSensitive(delta, "content");
+  if (cJSON_IsString(v) && *v->valuestring &&
+      (st = llmr_response_append_text(resp, v->valuestring,
+                                      strlen(v->valuestring))) != LLMR_OK)
+    return st;
+  /* reasoning text: OpenRouter/Ollama "reasoning", DeepSeek
+   * "reasoning_content" */
+  v = cJSON_GetObjectItemCaseSensitive(delta, "reasoning");
+  if (!cJSON_IsString(v))
+    v = cJSON_GetObjectItemCaseSensitive(delta, "reasoning_content");
+  if (cJSON_IsString(v) && *v->valuestring &&
+      (st = llmr_response_append_reasoning(resp, v->valuestring,
+                                           strlen(v->valuestring))) != LLMR_OK)
+    return st;
+  v = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+  if (cJSON_IsArray(v)) {
+    cJSON_ArrayForEach(tc, v) {
+      if ((st = stream_tool_call(tc, pos++, resp)) != LLMR_OK)
+        return st;
     }
-    fallback[n] = '\0';
-    message = fallback;
   }
-  st = llmr_response_set_error(resp, st, type, message, retryable,
-                               llmr__retry_after_from_headers(http)) == LLMR_OK
-           ? st
-           : LLMR_E_NOMEM;
+  if ((fr = llmr__json_str(choice, "finish_reason"))) {
+    /* OpenRouter ends a failed stream with finish_reason "error" (the error
+     * object, when there is one, was read before this) */
+    if (strcmp(fr, "error") == 0)
+      return llmr_response_set_error(
+                 resp, LLMR_E_PROVIDER, NULL,
+                 "the provider ended the stream with finish_reason \"error\"",
+                 0, -1) == LLMR_OK
+                 ? LLMR_E_PROVIDER
+                 : LLMR_E_NOMEM;
+    /* the model says the answer is complete: that ends the content; a
+     * usage chunk and [DONE] may still follow */
+    if ((st = llmr_response_set_finish_reason(resp, finish_reason(fr))) !=
+            LLMR_OK ||
+        (st = llmr_response_stream_done(resp)) != LLMR_OK)
+      return st;
+  }
+  return LLMR_OK;
+}
+
+static llmr_status openai_stream_event(const llmr_provider *p, void *state,
+                                       const char *event, const char *data,
+                                       size_t len, llmr_response *resp) {
+  openai_stream *s = state;
+  cJSON *root;
+  const cJSON *v;
+  int64_t created;
+  llmr_status st = LLMR_OK;
+  (void)p;
+  (void)event; /* OpenAI-compatible hosts send no event names */
+
+  if (s->done)
+    return LLMR_OK;
+  if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+    s->done = 1;
+    return llmr_response_stream_done(resp);
+  }
+  root = cJSON_ParseWithLength(data, len);
+  if (!cJSON_IsObject(root)) {
+    char msg[128];
+    size_t i, n = (size_t)snprintf(msg, sizeof(msg),
+                                   "stream event is not a JSON object: ");
+    for (i = 0; i < len && i < 40 && n + 1 < sizeof(msg); i++) {
+      unsigned char c = (unsigned char)data[i];
+      msg[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    msg[n] = '\0';
+    cJSON_Delete(root);
+    return protocol_error(resp, msg);
+  }
+  /* an error inside the stream (OpenAI, OpenRouter: top-level "error") */
+  v = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (v && !cJSON_IsNull(v)) {
+    st = llmr__stream_error(resp, root);
+    cJSON_Delete(root);
+    return st;
+  }
+  if (!llmr_response_id(resp) &&
+      (st = llmr_response_set_id(resp, llmr__json_str(root, "id"))) != LLMR_OK)
+    goto out;
+  if (llmr__json_i64(root, "created", &created) == 0)
+    resp->created = created;
+  v = cJSON_GetObjectItemCaseSensitive(root, "choices");
+  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0 &&
+      (st = stream_choice(cJSON_GetArrayItem(v, 0), resp)) != LLMR_OK)
+    goto out;
+  /* the usage chunk ("choices": []), or Mistral's finish chunk; earlier
+   * chunks carry "usage": null */
+  parse_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"), resp);
+out:
   cJSON_Delete(root);
   return st;
 }
@@ -319,9 +430,9 @@ static llmr_status openai_classify(const llmr_provider *p,
 const llmr_provider_vt llmr__openai_vt = {
     "openai",               /* name */
     LLMR_PROVIDER_ABI_VERSION,
-    0,                      /* state_size: no streaming yet */
+    sizeof(openai_stream),  /* state_size */
     openai_build,           /* build_request */
     openai_parse,           /* parse_response */
-    NULL,                   /* stream_event: streaming is its own issue */
+    openai_stream_event,    /* stream_event */
     openai_classify,        /* classify_error */
 };
