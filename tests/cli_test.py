@@ -40,6 +40,12 @@ def run(port, args, stdin=None, env_extra=None):
         "OPENROUTER_API_KEY": SECRET,
         "LLMR_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
         "LLMR_OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/api/v1",
+        "ANTHROPIC_API_KEY": SECRET,
+        "LLMR_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+        # only the fallback variable: the Google SDKs read GEMINI_API_KEY,
+        # then GOOGLE_API_KEY
+        "GOOGLE_API_KEY": SECRET,
+        "LLMR_GOOGLE_BASE_URL": f"http://127.0.0.1:{port}",
         "NO_PROXY": "127.0.0.1,localhost",
     })
     env.update(env_extra or {})
@@ -201,6 +207,37 @@ def main():
         p = run(port, ["--stream", "-m", "openai/gpt-drop", "hi"])
         check("stream drop", p.returncode == 1 and p.stdout == "abcd\n"
               and "LLMR_E_TRANSPORT" in p.stderr, p.stdout + p.stderr)
+
+        # the same JSON shape from Anthropic and Gemini as from OpenAI
+        shapes = {}
+        for slug in ("openai/gpt-4o", "anthropic/claude-3.5-haiku",
+                     "google/gemini-2.5-flash", "gemini/gemini-2.0-flash"):
+            p = run(port, ["--json", "-m", slug, "hi"])
+            check("provider json exit " + slug, p.returncode == 0, p.stderr)
+            doc = json.loads(p.stdout)
+            shapes[slug] = (sorted(doc), sorted(doc["choices"][0]),
+                            sorted(doc["choices"][0]["message"]), sorted(doc["usage"]),
+                            sorted(doc["llmroute"]))
+            check("provider json model " + slug, doc["model"] == slug, doc["model"])
+            check("provider json text " + slug,
+                  doc["choices"][0]["message"]["content"].startswith("Hello from"),
+                  doc["choices"][0]["message"])
+        first = shapes["openai/gpt-4o"]
+        check("same JSON shape for every provider",
+              all(v == first for v in shapes.values()), shapes)
+        reqs = control(port, "/_emu/requests")
+        ant = [r for r in reqs if r.get("dialect") == "anthropic"][-1]
+        gem = [r for r in reqs if r.get("dialect") == "gemini"][-1]
+        check("anthropic auth headers", ant["headers"].get("x-api-key") == SECRET
+              and ant["headers"].get("anthropic-version") == "2023-06-01"
+              and ant["body"]["model"] == "claude-3-5-haiku-20241022", ant["headers"])
+        check("gemini key header, not in the URL",
+              gem["headers"].get("x-goog-api-key") == SECRET
+              and SECRET not in gem["path"] and "key=" not in json.dumps(gem["query"]), gem)
+        p = run(port, ["--json", "-m", "google/gemini-2.5-flash", "hi"],
+                env_extra={"GOOGLE_API_KEY": "", "GEMINI_API_KEY": ""})
+        check("no Google key: LLMR_E_NO_KEY", p.returncode == 1
+              and json.loads(p.stdout)["error"]["code"] == "LLMR_E_NO_KEY", p.stdout)
 
         # usage errors: exit 2, nothing sent
         before = control(port, "/_emu/stats")["requests"]
