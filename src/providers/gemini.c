@@ -1489,12 +1489,144 @@ static llmr_status gemini_classify(const llmr_provider *p,
   return st;
 }
 
+/* ---- streaming ---------------------------------------------------------- */
+
+/*
+ * :streamGenerateContent?alt=sse sends `data: <GenerateContentResponse>`
+ * events (CRLF framing, no event names) and no [DONE]: the stream simply
+ * ends (js-genai ApiClient.processStreamResponse; WIRE-NOTES "Gemini").
+ * Each chunk is a GenerateContentResponse holding the new parts only:
+ * text, thought summaries (thought: true) and functionCall parts, which
+ * the Gemini API sends whole, args an object (partial arguments exist only
+ * behind toolConfig.functionCallingConfig.streamFunctionCallArguments,
+ * which build_request never sets). usageMetadata is a running total (the
+ * last one wins), finishReason comes on the last chunk and is the end
+ * marker, and a data event {"error": {code, message, status}} may arrive
+ * after the 200. A blocked prompt is one chunk with promptFeedback and no
+ * candidates. Every chunk is read with parse_response's helpers, so the
+ * final response equals the non-streaming one.
+ */
+
+/* Per-stream state; owns no memory. */
+typedef struct gemini_stream {
+  int has_calls;   /* a functionCall part came in some chunk */
+  int finished;    /* a chunk carried a finishReason (or a blockReason) */
+  int blocked;     /* promptFeedback.blockReason with no candidates */
+  char native[48]; /* that finishReason, for finish_reason() */
+} gemini_stream;
+
+/* usageMetadata of a chunk: it replaces whatever an earlier chunk said. */
+static void stream_usage(const cJSON *u, llmr_response *resp) {
+  static const llmr_tokens kinds[] = {
+      LLMR_TOKENS_PROMPT, LLMR_TOKENS_COMPLETION, LLMR_TOKENS_TOTAL,
+      LLMR_TOKENS_CACHED, LLMR_TOKENS_REASONING};
+  size_t i;
+  if (!cJSON_IsObject(u))
+    return;
+  for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    llmr_response_set_tokens(resp, kinds[i], -1);
+  parse_usage(u, resp);
+}
+
+static llmr_status not_json(llmr_response *resp, const char *data,
+                            size_t len) {
+  char msg[128];
+  size_t i, n = (size_t)snprintf(msg, sizeof(msg),
+                                 "stream event is not a JSON object: ");
+  for (i = 0; i < len && i < 40 && n + 1 < sizeof(msg); i++) {
+    unsigned char c = (unsigned char)data[i];
+    msg[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+  }
+  msg[n] = '\0';
+  return protocol_error(resp, msg);
+}
+
+static llmr_status gemini_stream_event(const llmr_provider *p, void *state,
+                                       const char *event, const char *data,
+                                       size_t len, llmr_response *resp) {
+  gemini_stream *s = state;
+  cJSON *root = cJSON_ParseWithLength(data, len);
+  const cJSON *v, *cands, *cand, *content, *parts;
+  const char *fr;
+  llmr_status st = LLMR_OK;
+  (void)p;
+  (void)event; /* Gemini sends no event names */
+
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return not_json(resp, data, len);
+  }
+  /* an error after the 200: the type is its status (INTERNAL,
+   * UNAVAILABLE...), and RetryInfo may say when to come back */
+  v = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (v && !cJSON_IsNull(v)) {
+    double after = retry_delay(v);
+    st = llmr__stream_error(resp, root);
+    if (st != LLMR_E_NOMEM && after >= 0)
+      resp->retry_after_s = after;
+    cJSON_Delete(root);
+    return st;
+  }
+  if (!llmr_response_id(resp) && llmr__json_str(root, "responseId") &&
+      (st = llmr_response_set_id(resp, llmr__json_str(root, "responseId"))) !=
+          LLMR_OK)
+    goto out;
+  cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
+  if (cands && !cJSON_IsArray(cands)) {
+    st = protocol_error(resp, "candidates is not an array");
+    goto out;
+  }
+  if ((cand = cJSON_GetArrayItem(cands, 0))) {
+    if (!cJSON_IsObject(cand)) {
+      st = protocol_error(resp, "candidates[0] is not an object");
+      goto out;
+    }
+    content = cJSON_GetObjectItemCaseSensitive(cand, "content");
+    parts = cJSON_GetObjectItemCaseSensitive(content, "parts");
+    if ((content && !cJSON_IsObject(content)) ||
+        (parts && !cJSON_IsArray(parts))) {
+      st = protocol_error(resp, "candidates[0].content is not a Content");
+      goto out;
+    }
+    if ((st = parse_parts(parts, resp, &s->has_calls)) != LLMR_OK)
+      goto out;
+    /* proto3 JSON leaves the default enum value out; should it come
+     * anyway, it says nothing about the end */
+    fr = llmr__json_str(cand, "finishReason");
+    if (fr && *fr && strcmp(fr, "FINISH_REASON_UNSPECIFIED") != 0) {
+      snprintf(s->native, sizeof(s->native), "%s", fr);
+      s->finished = 1;
+    }
+  } else if (llmr__json_str(
+                 cJSON_GetObjectItemCaseSensitive(root, "promptFeedback"),
+                 "blockReason")) {
+    /* the prompt was blocked: as parse_response, no text and
+     * content_filter; nothing follows */
+    s->blocked = s->finished = 1;
+  }
+  /* a chunk without candidates (usage only) is not an error here */
+  stream_usage(cJSON_GetObjectItemCaseSensitive(root, "usageMetadata"), resp);
+  if (s->finished) {
+    /* set again on any later chunk: a call after it would change STOP's
+     * meaning */
+    if ((st = llmr_response_set_finish_reason(
+             resp, s->blocked ? "content_filter"
+                              : finish_reason(s->native, s->has_calls))) !=
+            LLMR_OK ||
+        (st = llmr_response_stream_done(resp)) != LLMR_OK)
+      goto out;
+  }
+out:
+  cJSON_Delete(root);
+  return st;
+}
+
 const llmr_provider_vt llmr__gemini_vt = {
     "gemini",               /* name */
     LLMR_PROVIDER_ABI_VERSION,
-    0,                      /* state_size: no streaming yet */
+    sizeof(gemini_stream),  /* state_size */
     gemini_build,           /* build_request */
     gemini_parse,           /* parse_response */
-    NULL,                   /* stream_event: streaming is its own issue */
+    gemini_stream_event,    /* stream_event */
     gemini_classify,        /* classify_error */
 };

@@ -1,0 +1,641 @@
+/*
+ * llmr_stream() against the emulator's Gemini dialect
+ * (:streamGenerateContent?alt=sse, CRLF events, no [DONE], running usage,
+ * finishReason on the last chunk) through the real transport: results equal
+ * llmr_complete()'s in every chunking, fallback only before the first
+ * content, drops and error events after it, the finishReason end marker,
+ * a blocked prompt, cancellation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "emu.h"
+#include <llmroute.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static emu E;
+
+static int group_setup(void **state) {
+  (void)state;
+  return emu_start(&E, NULL);
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  emu_stop(&E);
+  return 0;
+}
+
+static int reset(void **state) {
+  (void)state;
+  return emu_reset(&E);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Google (and OpenAI, to fall back to) at the emulator. */
+static llmr_router *router(void) {
+  char conf[1024], err[LLMR_ERRBUF_SIZE] = "";
+  llmr_router *r = NULL;
+  llmr_status st;
+  snprintf(conf, sizeof(conf),
+           "{\"use_env\": false, \"providers\": {"
+           "\"google\": {\"base_url\": \"%s\", \"api_key\": \"g-test-0000\"},"
+           "\"openai\": {\"base_url\": \"%s/v1\", \"api_key\": "
+           "\"sk-test-0000\"}}}",
+           E.base, E.base);
+  st = llmr_router_new_ex(conf, &r, err, sizeof(err));
+  if (st != LLMR_OK)
+    fprintf(stderr, "router: %s\n", err);
+  assert_int_equal(st, LLMR_OK);
+  return r;
+}
+
+static llmr_request *hello(void) {
+  llmr_request *req;
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_SYSTEM, "Be terse."),
+                   LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hello"),
+                   LLMR_OK);
+  return req;
+}
+
+static void script_json(const char *json) {
+  int rc = emu_script(&E, json);
+  if (rc != 0)
+    fprintf(stderr, "script refused: %s\n", json);
+  assert_int_equal(rc, 0);
+}
+
+/* A model answering with a raw 200 body of the given Content-Type. */
+static void script_raw(const char *model, const char *body,
+                       const char *content_type) {
+  cJSON *s = cJSON_CreateObject(), *d = cJSON_CreateObject(), *h;
+  char *txt;
+  cJSON_AddStringToObject(s, "model", model);
+  cJSON_AddStringToObject(d, "kind", "raw");
+  cJSON_AddNumberToObject(d, "status", 200);
+  cJSON_AddStringToObject(d, "body", body);
+  h = cJSON_AddObjectToObject(d, "headers");
+  cJSON_AddStringToObject(h, "Content-Type", content_type);
+  cJSON_AddItemToObject(s, "default", d);
+  txt = cJSON_PrintUnformatted(s);
+  script_json(txt);
+  cJSON_free(txt);
+  cJSON_Delete(s);
+}
+
+/* ---- an event log ---------------------------------------------------------- */
+
+#define MAX_EV 4096
+
+typedef struct rec {
+  llmr_event_type type;
+  char *text;
+  size_t len;
+  size_t tool_index;
+  char *tool_id, *tool_name, *model, *finish;
+  llmr_status status;
+  int http;
+} rec;
+
+typedef struct logger {
+  rec ev[MAX_EV];
+  size_t n;
+  int cancel_at_content; /* cancel on this content event (1-based); 0 never */
+  size_t content;
+} logger;
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int is_content(llmr_event_type t) {
+  return t == LLMR_EVENT_TEXT || t == LLMR_EVENT_REASONING ||
+         t == LLMR_EVENT_TOOL_CALL;
+}
+
+static int log_cb(const llmr_event *ev, void *user) {
+  logger *g = user;
+  rec *r;
+  assert_true(g->n < MAX_EV);
+  r = &g->ev[g->n++];
+  memset(r, 0, sizeof(*r));
+  r->type = ev->type;
+  if (ev->text) {
+    assert_int_equal(ev->text[ev->len], '\0');
+    r->text = malloc(ev->len + 1);
+    memcpy(r->text, ev->text, ev->len + 1);
+    r->len = ev->len;
+  }
+  r->tool_index = ev->tool_index;
+  r->tool_id = dup_or_null(ev->tool_id);
+  r->tool_name = dup_or_null(ev->tool_name);
+  r->model = dup_or_null(ev->model);
+  r->finish = dup_or_null(ev->finish_reason);
+  r->status = ev->status;
+  r->http = ev->http_status;
+  assert_non_null(ev->response);
+  if (is_content(ev->type) && ++g->content == (size_t)g->cancel_at_content)
+    return 1;
+  return 0;
+}
+
+static logger *logger_new(void) {
+  logger *g = calloc(1, sizeof(*g));
+  assert_non_null(g);
+  return g;
+}
+
+static void logger_free(logger *g) {
+  size_t i;
+  for (i = 0; i < g->n; i++) {
+    free(g->ev[i].text);
+    free(g->ev[i].tool_id);
+    free(g->ev[i].tool_name);
+    free(g->ev[i].model);
+    free(g->ev[i].finish);
+  }
+  free(g);
+}
+
+static size_t count(const logger *g, llmr_event_type t) {
+  size_t i, n = 0;
+  for (i = 0; i < g->n; i++)
+    n += g->ev[i].type == t;
+  return n;
+}
+
+/* The concatenation of one kind of delta (tool calls: of call `idx`). */
+static char *joined(const logger *g, llmr_event_type t, size_t idx) {
+  size_t i, n = 0;
+  char *s = malloc(1);
+  s[0] = '\0';
+  for (i = 0; i < g->n; i++) {
+    const rec *r = &g->ev[i];
+    if (r->type != t || (t == LLMR_EVENT_TOOL_CALL && r->tool_index != idx))
+      continue;
+    s = realloc(s, n + r->len + 1);
+    memcpy(s + n, r->text, r->len + 1);
+    n += r->len;
+  }
+  return s;
+}
+
+static llmr_response *stream(llmr_router *r, const char *const *slugs,
+                             size_t n, logger *g, llmr_status expect) {
+  llmr_request *req = hello();
+  llmr_response *resp = NULL;
+  llmr_status st = llmr_stream(r, slugs, n, req, log_cb, g, &resp);
+  llmr_request_free(req);
+  assert_non_null(resp);
+  if (st != expect)
+    fprintf(stderr, "got %s: %s\n", llmr_status_name(st),
+            llmr_response_error(resp));
+  assert_int_equal(st, expect);
+  assert_int_equal(llmr_response_status(resp), expect);
+  return resp;
+}
+
+static llmr_response *complete(llmr_router *r, const char *slug,
+                               llmr_status expect) {
+  const char *slugs[1];
+  llmr_request *req = hello();
+  llmr_response *resp = NULL;
+  slugs[0] = slug;
+  assert_int_equal(llmr_complete(r, slugs, 1, req, &resp), expect);
+  llmr_request_free(req);
+  return resp;
+}
+
+/* ATTEMPT first, USAGE then DONE last, content only after the last
+ * ATTEMPT, deltas adding up to the response. */
+static void check_success_log(const logger *g, const llmr_response *resp) {
+  size_t i, last_attempt = 0;
+  char *s;
+  assert_true(g->n >= 3);
+  assert_int_equal(g->ev[0].type, LLMR_EVENT_ATTEMPT);
+  assert_int_equal(g->ev[g->n - 2].type, LLMR_EVENT_USAGE);
+  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
+  assert_int_equal(count(g, LLMR_EVENT_USAGE), 1);
+  assert_int_equal(count(g, LLMR_EVENT_DONE), 1);
+  assert_int_equal(count(g, LLMR_EVENT_ERROR), 0);
+  for (i = 0; i < g->n; i++)
+    if (g->ev[i].type == LLMR_EVENT_ATTEMPT)
+      last_attempt = i;
+  for (i = 0; i < last_attempt; i++)
+    assert_false(is_content(g->ev[i].type));
+  if (llmr_response_finish_reason(resp))
+    assert_string_equal(g->ev[g->n - 1].finish,
+                        llmr_response_finish_reason(resp));
+  assert_string_equal(g->ev[g->n - 1].model, llmr_response_model(resp));
+  s = joined(g, LLMR_EVENT_TEXT, 0);
+  assert_string_equal(s, llmr_response_text(resp));
+  free(s);
+  s = joined(g, LLMR_EVENT_REASONING, 0);
+  assert_string_equal(s, llmr_response_reasoning(resp));
+  free(s);
+  for (i = 0; i < llmr_response_tool_call_count(resp); i++) {
+    s = joined(g, LLMR_EVENT_TOOL_CALL, i);
+    assert_string_equal(s, llmr_response_tool_call_arguments(resp, i));
+    free(s);
+  }
+}
+
+/* Fields of the final JSON that differ between two calls of one answer:
+ * the response id (the emulator counts responses), created, durations,
+ * and synthesised tool-call ids (unique per call). */
+static void strip_volatile(cJSON *j) {
+  cJSON *lr = cJSON_GetObjectItem(j, "llmroute"), *a, *c;
+  cJSON_DeleteItemFromObject(j, "id");
+  cJSON_DeleteItemFromObject(j, "created");
+  cJSON_ArrayForEach(a, cJSON_GetObjectItem(lr, "attempts"))
+      cJSON_DeleteItemFromObject(a, "duration_ms");
+  cJSON_ArrayForEach(
+      c, cJSON_GetObjectItem(
+             cJSON_GetObjectItem(
+                 cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                 "message"),
+             "tool_calls")) {
+    const cJSON *id = cJSON_GetObjectItem(c, "id");
+    if (cJSON_IsString(id) && strncmp(id->valuestring, "call_llmr_", 10) == 0)
+      cJSON_ReplaceItemInObject(c, "id", cJSON_CreateString("<synth>"));
+  }
+}
+
+static void assert_same_answer(const llmr_response *a,
+                               const llmr_response *b) {
+  char *ja = llmr_response_to_json(a), *jb = llmr_response_to_json(b);
+  cJSON *x = cJSON_Parse(ja), *y = cJSON_Parse(jb);
+  char *sx, *sy;
+  strip_volatile(x);
+  strip_volatile(y);
+  sx = cJSON_PrintUnformatted(x);
+  sy = cJSON_PrintUnformatted(y);
+  if (strcmp(sx, sy) != 0)
+    fprintf(stderr, "complete: %s\nstream:   %s\n", sx, sy);
+  assert_string_equal(sx, sy);
+  cJSON_free(sx);
+  cJSON_free(sy);
+  cJSON_Delete(x);
+  cJSON_Delete(y);
+  llmr_free(ja);
+  llmr_free(jb);
+}
+
+/* ---- success ----------------------------------------------------------------- */
+
+static void test_stream_equals_complete(void **state) {
+  static const char *const modes[] = {"event", "byte", "random", "block"};
+  const char *slugs[] = {"google/g-rich"};
+  llmr_router *r = router();
+  size_t m, ids;
+  (void)state;
+  for (ids = 0; ids < 2; ids++)
+    for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+      char sc[2048];
+      llmr_response *a, *b;
+      logger *g = logger_new();
+      cJSON *sent;
+      const cJSON *q;
+      size_t i, seen = 0;
+      snprintf(sc, sizeof(sc),
+               "{\"model\":\"g-rich\",\"default\":{\"kind\":\"ok\","
+               "\"text\":\"Voilà : 日本語 — 🎉 done.\",\"thinking\":"
+               "\"Let me think… ok\",\"chunking\":\"%s\",\"piece_chars\":%d,"
+               "\"seed\":7,\"with_ids\":%s,\"thought_signature\":\"c2ln\","
+               "\"tool_calls\":[{\"id\":\"call_w\",\"name\":\"get_weather\","
+               "\"arguments\":{\"city\":\"Zürich\",\"q\":\"a\\\"b\"}},"
+               "{\"id\":\"call_t\",\"name\":\"get_time\",\"arguments\":{}}]}}",
+               modes[m], m == 1 ? 1 : 3, ids ? "true" : "false");
+      script_json(sc);
+      a = complete(r, slugs[0], LLMR_OK);
+      b = stream(r, slugs, 1, g, LLMR_OK);
+      check_success_log(g, b);
+      assert_same_answer(a, b);
+      assert_string_equal(llmr_response_text(b), "Voilà : 日本語 — 🎉 done.");
+      assert_string_equal(llmr_response_reasoning(b), "Let me think… ok");
+      assert_int_equal(llmr_response_tool_call_count(b), 2);
+      assert_string_equal(llmr_response_tool_call_arguments(b, 0),
+                          "{\"city\":\"Zürich\",\"q\":\"a\\\"b\"}");
+      assert_string_equal(llmr_response_tool_call_arguments(b, 1), "{}");
+      if (ids) {
+        assert_string_equal(llmr_response_tool_call_id(b, 0), "call_w");
+        assert_string_equal(llmr_response_tool_call_id(b, 1), "call_t");
+      } else {
+        assert_non_null(
+            strstr(llmr_response_tool_call_id(b, 0), "call_llmr_"));
+        assert_string_not_equal(llmr_response_tool_call_id(b, 0),
+                                llmr_response_tool_call_id(b, 1));
+      }
+      /* Gemini reports STOP for a tool turn */
+      assert_string_equal(llmr_response_finish_reason(b), "tool_calls");
+      /* the running usage's last value, not estimated */
+      assert_int_equal(llmr_response_usage_estimated(b), 0);
+      assert_true(llmr_response_tokens(b, LLMR_TOKENS_REASONING) > 0);
+      assert_int_equal(llmr_response_tokens(b, LLMR_TOKENS_COMPLETION),
+                       llmr_response_tokens(a, LLMR_TOKENS_COMPLETION));
+      /* one TOOL_CALL event per call, with id, name and all arguments */
+      assert_int_equal(count(g, LLMR_EVENT_TOOL_CALL), 2);
+      for (i = 0; i < g->n; i++)
+        if (g->ev[i].type == LLMR_EVENT_TOOL_CALL) {
+          assert_non_null(g->ev[i].tool_id);
+          assert_string_equal(g->ev[i].tool_id,
+                              llmr_response_tool_call_id(b, seen));
+          assert_string_equal(g->ev[i].tool_name,
+                              seen ? "get_time" : "get_weather");
+          seen++;
+        }
+      /* reasoning came first, in pieces */
+      assert_true(count(g, LLMR_EVENT_REASONING) > 1);
+      assert_true(count(g, LLMR_EVENT_TEXT) > 1);
+      /* what went out: the streaming method, as SSE */
+      sent = emu_request(&E, -1);
+      assert_non_null(strstr(cJSON_GetObjectItem(sent, "path")->valuestring,
+                             ":streamGenerateContent"));
+      q = cJSON_GetObjectItem(cJSON_GetObjectItem(sent, "query"), "alt");
+      assert_true(cJSON_IsString(q));
+      assert_string_equal(q->valuestring, "sse");
+      cJSON_Delete(sent);
+      llmr_response_free(a);
+      llmr_response_free(b);
+      logger_free(g);
+    }
+  llmr_router_free(r);
+}
+
+/* MAX_TOKENS and a blocked prompt: the same answer both ways. */
+static void test_finish_reasons(void **state) {
+  const char *len[] = {"google/g-len"};
+  const char *blk[] = {"google/g-blocked"};
+  llmr_router *r = router();
+  llmr_response *a, *b;
+  logger *g;
+  (void)state;
+  script_json("[{\"model\":\"g-len\",\"default\":{\"kind\":\"ok\",\"text\":"
+              "\"Once upon a time\",\"finish_reason\":\"MAX_TOKENS\","
+              "\"chunking\":\"byte\"}},"
+              "{\"model\":\"g-blocked\",\"default\":{\"kind\":\"ok\","
+              "\"block_reason\":\"PROHIBITED_CONTENT\"}}]");
+  a = complete(r, len[0], LLMR_OK);
+  g = logger_new();
+  b = stream(r, len, 1, g, LLMR_OK);
+  check_success_log(g, b);
+  assert_same_answer(a, b);
+  assert_string_equal(llmr_response_finish_reason(b), "length");
+  llmr_response_free(a);
+  llmr_response_free(b);
+  logger_free(g);
+
+  a = complete(r, blk[0], LLMR_OK);
+  g = logger_new();
+  b = stream(r, blk, 1, g, LLMR_OK);
+  assert_same_answer(a, b);
+  assert_string_equal(llmr_response_finish_reason(b), "content_filter");
+  assert_string_equal(llmr_response_text(b), "");
+  assert_int_equal(count(g, LLMR_EVENT_TEXT), 0);
+  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
+  llmr_response_free(a);
+  llmr_response_free(b);
+  logger_free(g);
+  llmr_router_free(r);
+}
+
+/* ---- fallback before the first content, never after ------------------------- */
+
+static void test_fallback_before_content(void **state) {
+  const char *slugs[] = {"google/g-503", "google/g-err0", "google/g-drop0",
+                         "openai/m-good"};
+  llmr_router *r = router();
+  llmr_response *resp;
+  logger *g = logger_new();
+  size_t i, fallbacks = 0;
+  (void)state;
+  /* 503 UNAVAILABLE; an error event before any content; a stream that
+   * closes after the headers */
+  script_json("[{\"model\":\"g-503\",\"default\":{\"kind\":\"error\","
+              "\"preset\":\"overloaded\"}},"
+              "{\"model\":\"g-err0\",\"default\":{\"kind\":\"ok\","
+              "\"text\":\"never\",\"error_after_events\":0}},"
+              "{\"model\":\"g-drop0\",\"default\":{\"kind\":\"ok\","
+              "\"text\":\"never\",\"drop_after_events\":0}},"
+              "{\"model\":\"m-good\",\"default\":{\"kind\":\"ok\","
+              "\"text\":\"from openai\"}}]");
+  resp = stream(r, slugs, 4, g, LLMR_OK);
+  check_success_log(g, resp);
+  assert_string_equal(llmr_response_text(resp), "from openai");
+  assert_string_equal(llmr_response_model(resp), "openai/m-good");
+  for (i = 0; i < g->n; i++) {
+    if (g->ev[i].type == LLMR_EVENT_FALLBACK) {
+      assert_string_equal(g->ev[i].model, slugs[fallbacks]);
+      switch (fallbacks++) {
+      case 0:
+        assert_int_equal(g->ev[i].status, LLMR_E_OVERLOADED);
+        assert_int_equal(g->ev[i].http, 503);
+        break;
+      case 1:
+        assert_int_equal(g->ev[i].status, LLMR_E_SERVER);
+        assert_int_equal(g->ev[i].http, 200);
+        break;
+      default:
+        assert_int_equal(g->ev[i].status, LLMR_E_TRANSPORT);
+        assert_int_equal(g->ev[i].http, 200);
+        break;
+      }
+    }
+    if (is_content(g->ev[i].type))
+      assert_string_equal(g->ev[i].model, "openai/m-good");
+  }
+  assert_int_equal(fallbacks, 3);
+  assert_int_equal(llmr_response_attempt_count(resp), 4);
+  assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_OVERLOADED);
+  assert_int_equal(llmr_response_attempt_status(resp, 1), LLMR_E_SERVER);
+  llmr_response_free(resp);
+  logger_free(g);
+  llmr_router_free(r);
+}
+
+static void test_drop_after_content_is_an_error(void **state) {
+  const char *slugs[] = {"google/g-drop", "openai/m-next"};
+  llmr_router *r = router();
+  llmr_response *resp;
+  logger *g = logger_new();
+  (void)state;
+  /* 5 chunks of 4 characters; the connection closes after 3 */
+  script_json("{\"model\":\"g-drop\",\"default\":{\"kind\":\"ok\",\"text\":"
+              "\"0123456789abcdefghij\",\"drop_after_events\":3}}");
+  resp = stream(r, slugs, 2, g, LLMR_E_TRANSPORT);
+  assert_string_equal(llmr_response_text(resp), "0123456789ab");
+  assert_int_equal(count(g, LLMR_EVENT_TEXT), 3);
+  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(count(g, LLMR_EVENT_ATTEMPT), 1);
+  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
+  assert_int_equal(g->ev[g->n - 1].status, LLMR_E_TRANSPORT);
+  assert_int_equal(g->ev[g->n - 1].http, 200);
+  assert_int_equal(emu_count(&E, "m-next"), 0);
+  assert_int_equal(llmr_response_attempt_count(resp), 1);
+  assert_string_equal(llmr_response_model(resp), "google/g-drop");
+  assert_true(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT) > 0);
+  llmr_response_free(resp);
+  logger_free(g);
+  llmr_router_free(r);
+}
+
+static void test_error_event_after_content(void **state) {
+  static const struct {
+    const char *preset, *type;
+    llmr_status st;
+  } cases[] = {{"server_error", "INTERNAL", LLMR_E_SERVER},
+               {"overloaded", "UNAVAILABLE", LLMR_E_OVERLOADED},
+               {"rate_limit", "RESOURCE_EXHAUSTED", LLMR_E_RATE_LIMITED}};
+  const char *slugs[] = {"google/g-err", "openai/m-next"};
+  llmr_router *r = router();
+  size_t k;
+  (void)state;
+  for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    char sc[512];
+    llmr_response *resp;
+    logger *g = logger_new();
+    snprintf(sc, sizeof(sc),
+             "{\"model\":\"g-err\",\"default\":{\"kind\":\"ok\",\"text\":"
+             "\"partial answer\",\"error_after_events\":2,"
+             "\"error_preset\":\"%s\"}}",
+             cases[k].preset);
+    script_json(sc);
+    resp = stream(r, slugs, 2, g, cases[k].st);
+    assert_string_equal(llmr_response_text(resp), "partial ");
+    assert_string_equal(llmr_response_error_type(resp), cases[k].type);
+    assert_true(llmr_response_retryable(resp));
+    assert_int_equal(llmr_response_http_status(resp), 200);
+    if (cases[k].st == LLMR_E_RATE_LIMITED) /* RetryInfo.retryDelay "37s" */
+      assert_true(llmr_response_retry_after(resp) == 37);
+    if (cases[k].st == LLMR_E_OVERLOADED)
+      assert_string_equal(llmr_response_error(resp),
+                          "The model is overloaded. Please try again later.");
+    assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
+    assert_int_equal(g->ev[g->n - 1].status, cases[k].st);
+    assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+    assert_int_equal(emu_count(&E, "m-next"), 0);
+    llmr_response_free(resp);
+    logger_free(g);
+  }
+  llmr_router_free(r);
+}
+
+/* ---- the finishReason is the end marker -------------------------------------- */
+
+static void test_end_marker(void **state) {
+  const char *slugs[] = {"google/g-raw", "openai/m-next"};
+  llmr_router *r = router();
+  llmr_response *resp;
+  logger *g;
+  (void)state;
+  /* content and a clean end, but no chunk has a finishReason */
+  script_raw("g-raw",
+             "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
+             "\"half\"}], \"role\": \"model\"}, \"index\": 0}], "
+             "\"usageMetadata\": {\"promptTokenCount\": 3, "
+             "\"totalTokenCount\": 3}, \"responseId\": \"r1\"}\r\n\r\n",
+             "text/event-stream");
+  g = logger_new();
+  resp = stream(r, slugs, 2, g, LLMR_E_PROTOCOL);
+  assert_string_equal(llmr_response_error(resp),
+                      "stream ended before the provider's end marker");
+  assert_string_equal(llmr_response_text(resp), "half");
+  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
+  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0); /* content came */
+  assert_int_equal(emu_count(&E, "m-next"), 0);
+  llmr_response_free(resp);
+  logger_free(g);
+
+  /* a finishReason and no usage at all: complete, usage estimated */
+  script_raw("g-raw",
+             "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
+             "\"12345678\"}], \"role\": \"model\"}, \"index\": 0}]}\r\n\r\n"
+             "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
+             "\"\"}], \"role\": \"model\"}, \"finishReason\": \"STOP\", "
+             "\"index\": 0}]}\r\n\r\n",
+             "text/event-stream");
+  g = logger_new();
+  resp = stream(r, slugs, 1, g, LLMR_OK);
+  check_success_log(g, resp);
+  assert_string_equal(llmr_response_finish_reason(resp), "stop");
+  assert_int_equal(llmr_response_usage_estimated(resp), 1);
+  assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 2);
+  llmr_response_free(resp);
+  logger_free(g);
+
+  /* a data line that is not JSON, before any content: fall back */
+  script_raw("g-raw", "data: <html>502</html>\r\n\r\n", "text/event-stream");
+  g = logger_new();
+  resp = stream(r, slugs, 2, g, LLMR_OK);
+  assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_PROTOCOL);
+  assert_non_null(strstr(llmr_response_attempt_error(resp, 0),
+                         "not a JSON object"));
+  assert_string_equal(llmr_response_model(resp), "openai/m-next");
+  llmr_response_free(resp);
+  logger_free(g);
+  llmr_router_free(r);
+}
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+static void test_cancel_from_the_callback(void **state) {
+  const char *slugs[] = {"google/g-long", "openai/m-next"};
+  llmr_router *r = router();
+  llmr_response *resp;
+  logger *g = logger_new();
+  double t0;
+  (void)state;
+  /* 40 chunks 150 ms apart: 6 s if read to the end */
+  script_json("{\"model\":\"g-long\",\"default\":{\"kind\":\"ok\",\"text\":"
+              "\"0123456789012345678901234567890123456789\",\"piece_chars\":"
+              "1,\"event_delay_ms\":150}}");
+  g->cancel_at_content = 2;
+  t0 = now_ms();
+  resp = stream(r, slugs, 2, g, LLMR_E_ABORTED);
+  fprintf(stderr, "cancelled after %.0f ms\n", now_ms() - t0);
+  assert_true(now_ms() - t0 < 1500);
+  assert_string_equal(llmr_response_text(resp), "01");
+  /* the callback is not called again after it cancels */
+  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_TEXT);
+  assert_int_equal(count(g, LLMR_EVENT_TEXT), 2);
+  assert_int_equal(emu_count(&E, "m-next"), 0);
+  assert_int_equal(llmr_response_attempt_count(resp), 1);
+  assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_ABORTED);
+  assert_non_null(strstr(llmr_response_error(resp), "cancelled"));
+  llmr_response_free(resp);
+  logger_free(g);
+
+  /* the router is fine afterwards */
+  g = logger_new();
+  resp = stream(r, slugs, 1, g, LLMR_OK);
+  check_success_log(g, resp);
+  llmr_response_free(resp);
+  logger_free(g);
+  llmr_router_free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_stream_equals_complete, reset),
+      cmocka_unit_test_setup(test_finish_reasons, reset),
+      cmocka_unit_test_setup(test_fallback_before_content, reset),
+      cmocka_unit_test_setup(test_drop_after_content_is_an_error, reset),
+      cmocka_unit_test_setup(test_error_event_after_content, reset),
+      cmocka_unit_test_setup(test_end_marker, reset),
+      cmocka_unit_test_setup(test_cancel_from_the_callback, reset),
+  };
+  return cmocka_run_group_tests_name("integration/stream_gemini", tests,
+                                     group_setup, group_teardown);
+}
