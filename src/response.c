@@ -421,10 +421,6 @@ void llmr__response_estimate_usage(llmr_response *r,
   r->usage_estimated = 1;
 }
 
-static int has_word(const char *s, const char *w) {
-  return s && strstr(s, w) != NULL;
-}
-
 llmr_status llmr__stream_error(llmr_response *resp, const cJSON *body) {
   static const char *const retry_types[] = {
       "server_error",       "api_error",   "overloaded_error",
@@ -439,27 +435,29 @@ llmr_status llmr__stream_error(llmr_response *resp, const cJSON *body) {
   llmr__error_fields(body, &msg, &type, &code);
   num = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(err) ? err : body,
                                          "code");
-  if (cJSON_IsNumber(num) && num->valuedouble >= 400 &&
-      num->valuedouble < 600) /* OpenRouter: an HTTP-like number */
-    st = llmr_status_from_http((int)num->valuedouble);
-  else if (has_word(type, "rate_limit") || has_word(code, "rate_limit") ||
-           has_word(type, "RESOURCE_EXHAUSTED"))
+  /* the error's own type first (it is the more precise), then an
+   * HTTP-like numeric code (OpenRouter sends only that) */
+  if (llmr__contains(type, "rate_limit") || llmr__contains(code, "rate_limit") ||
+      llmr__contains(type, "RESOURCE_EXHAUSTED"))
     st = LLMR_E_RATE_LIMITED;
-  else if (has_word(type, "overloaded") || has_word(type, "UNAVAILABLE"))
+  else if (llmr__contains(type, "overloaded") || llmr__contains(type, "UNAVAILABLE"))
     st = LLMR_E_OVERLOADED;
-  else if (has_word(type, "context_length") || has_word(code, "context_length"))
+  else if (llmr__contains(type, "context_length") || llmr__contains(code, "context_length"))
     st = LLMR_E_CONTEXT_LENGTH;
-  else if (has_word(type, "content_filter") || has_word(code, "content_filter") ||
-           has_word(code, "content_policy"))
+  else if (llmr__contains(type, "content_filter") || llmr__contains(code, "content_filter") ||
+           llmr__contains(code, "content_policy"))
     st = LLMR_E_CONTENT_FILTER;
-  else if (has_word(type, "insufficient_quota") ||
-           has_word(code, "insufficient_quota"))
+  else if (llmr__contains(type, "insufficient_quota") ||
+           llmr__contains(code, "insufficient_quota"))
     st = LLMR_E_PAYMENT;
-  else if (has_word(type, "DEADLINE_EXCEEDED") || has_word(type, "timeout"))
+  else if (llmr__contains(type, "DEADLINE_EXCEEDED") || llmr__contains(type, "timeout"))
     st = LLMR_E_TIMEOUT;
-  else if (has_word(type, "server_error") || has_word(type, "api_error") ||
-           has_word(type, "INTERNAL"))
+  else if (llmr__contains(type, "server_error") || llmr__contains(type, "api_error") ||
+           llmr__contains(type, "INTERNAL"))
     st = LLMR_E_SERVER;
+  else if (cJSON_IsNumber(num) && num->valuedouble >= 400 &&
+           num->valuedouble < 600)
+    st = llmr_status_from_http((int)num->valuedouble);
   for (i = 0; type && retry_types[i]; i++)
     if (strcmp(type, retry_types[i]) == 0)
       retryable = 1;
