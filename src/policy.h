@@ -1,0 +1,260 @@
+/*
+ * Retry and routing policy building blocks (internal): jittered backoff,
+ * Retry-After and rate-limit header rules, a per-key circuit breaker /
+ * cooldown table shared by the threads of a router, and load-balancing
+ * picks. Issue 5 (fallback, retries, cooldowns, deadlines, hedging).
+ *
+ * Nothing here does I/O or sleeps, and every clock is an argument, so the
+ * rules are testable with fixed times. Two clocks appear:
+ *   - monotonic ms (llmr__monotonic_ms): every llmr__health_* call and any
+ *     "until" the router compares with "now";
+ *   - realtime ms since the epoch (llmr__realtime_ms): only to turn the
+ *     absolute times some headers carry (HTTP-date, RFC 3339) into waits.
+ * A wait in ms is the bridge between them: cooldown = until_rt - now_rt,
+ * then until_mono = now_mono + cooldown.
+ *
+ * Thread safety: an llmr__health table may be used by any number of
+ * threads at once. A PRNG state (uint64_t) belongs to one thread at a time.
+ * An llmr__rr counter may be shared. Everything else is a pure function.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef LLMR_POLICY_H
+#define LLMR_POLICY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmroute.h"
+#include "llmroute/provider.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- clocks ------------------------------------------------------------- */
+
+/* Milliseconds from CLOCK_MONOTONIC (the clock of the llmr__health table). */
+int64_t llmr__monotonic_ms(void);
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t llmr__realtime_ms(void);
+
+/* ---- PRNG (splitmix64; fast, not cryptographic: jitter and picks) ------- */
+
+/* Seed *rng from getrandom(); if that fails, from the clocks, the address
+ * of rng and a process-wide counter (so two threads seeding in the same
+ * nanosecond still differ). Never fails. */
+void llmr__rng_seed(uint64_t *rng);
+/* The next 64 random bits; advances *rng. Any state value is valid. */
+uint64_t llmr__rng_next(uint64_t *rng);
+/* Uniform in [0, n) without modulo bias; 0 when n == 0. */
+uint64_t llmr__rng_below(uint64_t *rng, uint64_t n);
+/* Uniform double in [0, 1) (53 random bits). */
+double llmr__rng_unit(uint64_t *rng);
+
+/* ---- backoff and Retry-After -------------------------------------------- */
+
+/*
+ * Exponential backoff with full jitter (AWS Architecture Blog, "Exponential
+ * Backoff And Jitter"): uniform in [0, min(cap_ms, base_ms * 2^attempt)],
+ * both ends included. attempt 0 is the wait before the first retry.
+ * Overflow-safe for every attempt (a bound past cap_ms is cap_ms).
+ * base_ms <= 0 gives 0; cap_ms <= 0 means no cap (INT64_MAX).
+ */
+int64_t llmr__backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms,
+                         uint64_t *rng);
+
+/*
+ * How long to wait before retrying the same slug.
+ *   retry_after_s   the provider's Retry-After in seconds (the response's
+ *                   retry_after_s); < 0 or NaN: none was sent.
+ *   backoff_ms      our own backoff (llmr__backoff_ms).
+ *   longest_wait_ms the longest wait the caller accepts; < 0: no limit.
+ * Returns max(Retry-After rounded up to ms, backoff), or -1 when the
+ * provider asks for more than longest_wait_ms (the caller moves on to the
+ * next slug instead of waiting). Our own backoff is never a reason for -1:
+ * it is clamped to longest_wait_ms.
+ */
+int64_t llmr__retry_wait_ms(double retry_after_s, int64_t backoff_ms,
+                            int64_t longest_wait_ms);
+
+/* ---- rate-limit headers -------------------------------------------------- */
+
+/* Cooldowns read from headers are capped here (24 h: the longest window a
+ * provider documents is a day, Groq's requests-per-day). */
+#define LLMR__COOLDOWN_MAX_MS ((int64_t)24 * 3600 * 1000)
+
+/*
+ * A Go time.Duration string ("1s", "6m0s", "20ms", "1m30.5s", "2h3m",
+ * "7.66s", "500us"; units ns us µs μs ms s m h; "0" alone) as ms, rounded
+ * up to the next ms. This is the format of OpenAI's and Groq's
+ * x-ratelimit-reset-* headers and of Gemini's RetryInfo.retryDelay ("37s").
+ * Returns 0 and sets *out_ms, or -1 (negative, empty, malformed, or more
+ * than ~100 days). Surrounding blanks are allowed.
+ */
+int llmr__parse_duration_ms(const char *s, int64_t *out_ms);
+
+/*
+ * An RFC 3339 date-time ("2025-08-21T12:40:59Z", "...T12:40:59.123Z",
+ * "...T14:40:59+02:00"; 'T' may be 't' or a space, 'Z' may be 'z';
+ * fractional seconds of any length, truncated to ms; second 60 accepted)
+ * as ms since the epoch. Returns 0 and sets *out_ms, or -1. libcurl's
+ * curl_getdate() does not parse this format, hence a parser of our own.
+ */
+int llmr__parse_rfc3339_ms(const char *s, int64_t *out_ms);
+
+/*
+ * How long the reply's headers say this provider/model should not be
+ * called ("cool down until now + result"), in ms; 0 when they say nothing.
+ * now_ms_realtime is llmr__realtime_ms() (fixed in tests). Reads:
+ *   retry-after-ms (ms) or else retry-after (seconds, or an HTTP-date via
+ *     curl_getdate, relative to now_ms_realtime): the same precedence as
+ *     llmr__retry_after_from_headers;
+ *   x-ratelimit-remaining-{requests,tokens} == 0 with the matching
+ *     x-ratelimit-reset-{requests,tokens} (Go duration; a bare number is
+ *     taken as seconds, an RFC 3339 time is accepted too): OpenAI, Groq,
+ *     xAI, Together, Azure OpenAI;
+ *   anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-
+ *     remaining == 0 with the matching -reset (RFC 3339).
+ * Only a remaining count of exactly 0 arms its reset (Azure sends -1 for
+ * "not applicable"). The longest applicable wait wins, capped at
+ * LLMR__COOLDOWN_MAX_MS. http may be NULL (returns 0).
+ */
+int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
+                                    int64_t now_ms_realtime);
+
+/* ---- circuit breaker / cooldown table ------------------------------------ */
+
+typedef struct llmr__health llmr__health;
+
+typedef struct llmr__health_opts {
+  /* Failures within window_ms that open a key's circuit. 0: 3. < 0: never
+   * open on failure counts (only cooldown hints and failed trials open).
+   * Values above 256 are taken as 256. */
+  int failures;
+  int64_t window_ms;   /* sliding window for those failures; <= 0: 60000 */
+  int64_t cooldown_ms; /* how long an opened circuit stays open; <= 0: 30000 */
+  /* How long a TRIAL may stay unreported before another caller may take
+   * a new TRIAL (a caller that crashed or forgot). Set it to at least the
+   * per-attempt timeout. <= 0: 600000 (the router's default timeout). */
+  int64_t trial_timeout_ms;
+  size_t max_keys; /* keys tracked at most; 0: 1024 */
+} llmr__health_opts;
+
+typedef enum llmr__health_decision {
+  LLMR__HEALTH_ALLOW = 0, /* closed: go ahead */
+  LLMR__HEALTH_SKIP = 1,  /* cooling down, or another caller's trial runs */
+  LLMR__HEALTH_TRIAL = 2  /* half-open: you are the one probe; report it
+                           * with llmr__health_report_trial */
+} llmr__health_decision;
+
+/*
+ * A table of per-key circuits. Keys are strings chosen by the caller: a
+ * provider name ("openai") or "provider/model"; they are copied. Each key
+ * is CLOSED (calls allowed; failures counted), OPEN until a time, or
+ * HALF-OPEN once that time has passed: the next llmr__health_check gets
+ * TRIAL, and every other caller gets SKIP until that trial reports.
+ *
+ * Memory is bounded by max_keys. Only keys with something to remember
+ * (recent failures, a cooldown, a trial) are stored: a success that closes
+ * a key forgets it. When the table is full, a new key evicts, in order:
+ * the least recently used closed key whose failures are all older than
+ * the window, then the least recently used closed key, then the open key
+ * whose cooldown ends first. A key with a trial in flight is never
+ * evicted; if every key has one, the new key is not stored (its report is
+ * dropped). Out of memory also drops the report; nothing else can fail.
+ *
+ * All functions are thread-safe (one mutex). A check or a plain success
+ * report for a key that has nothing stored takes no lock: one atomic load
+ * of a 64-bit filter.
+ *
+ * Returns NULL on out of memory. o may be NULL (all defaults).
+ */
+llmr__health *llmr__health_new(const llmr__health_opts *o);
+/* Free the table. No other thread may be using it. NULL is a no-op. */
+void llmr__health_free(llmr__health *h);
+
+/*
+ * May `key` be tried at now_ms (monotonic)?
+ *   ALLOW  closed.
+ *   SKIP   open: *until_ms = when it may be tried again; or a trial by
+ *          another caller is in flight: *until_ms = now_ms (the key may
+ *          close as soon as that trial reports; when is not known).
+ *   TRIAL  the cooldown has passed and the caller is the single probe.
+ *          The caller must end the attempt with llmr__health_report_trial
+ *          (else others get SKIP until trial_timeout_ms has passed; then
+ *          the next caller gets a new TRIAL, and a late report from the
+ *          first holder ends that one too: the table holds no tokens).
+ * until_ms may be NULL; it is set (to now_ms) for ALLOW and TRIAL too.
+ */
+llmr__health_decision llmr__health_check(llmr__health *h, const char *key,
+                                         int64_t now_ms, int64_t *until_ms);
+
+/*
+ * The outcome of an attempt admitted with ALLOW (or made without a check).
+ *   ok != 0  success: forget the failure count; close the key if its
+ *            cooldown has passed (a success never shortens a cooldown: a
+ *            call that started before the key opened does not close it).
+ *   ok == 0  failure: counted in the window while the key is closed; the
+ *            failures-th one within window_ms opens the key for
+ *            cooldown_ms. Failures while it is open change nothing.
+ *   cooldown_hint_ms > 0 (rate-limit headers, Retry-After; see
+ *            llmr__ratelimit_cooldown_ms) opens the key at once until
+ *            now_ms + hint, whatever ok is; a cooldown already running
+ *            is extended, never shortened.
+ */
+void llmr__health_report(llmr__health *h, const char *key, int64_t now_ms,
+                         int ok, int64_t cooldown_hint_ms);
+
+/*
+ * The outcome of the attempt that was given TRIAL. Ends the trial.
+ *   ok != 0  closes the key (unless a hint given meanwhile, or this one,
+ *            keeps it open: cooldowns are never shortened).
+ *   ok == 0  reopens it until max(now_ms + cooldown_ms, now_ms + hint,
+ *            the current cooldown).
+ */
+void llmr__health_report_trial(llmr__health *h, const char *key, int64_t now_ms,
+                               int ok, int64_t cooldown_hint_ms);
+
+/*
+ * The earliest time (>= now_ms) at which any of keys[0..n) may be tried:
+ * now_ms if one is closed, half-open with no trial, or has a trial in
+ * flight (it may close any moment); else the smallest cooldown end. For
+ * "every slug is cooling down: fail at once with LLMR_E_ALL_FAILED and
+ * the time a retry could succeed". n == 0 returns now_ms. Takes no lock
+ * when none of the keys has anything stored.
+ */
+int64_t llmr__health_earliest(llmr__health *h, const char *const *keys,
+                              size_t n, int64_t now_ms);
+
+/* Number of keys stored (for tests and debug dumps). */
+size_t llmr__health_size(llmr__health *h);
+
+/* ---- load balancing ------------------------------------------------------ */
+
+/*
+ * Weighted random pick: index i with probability weights[i] / sum. A weight
+ * that is <= 0, NaN or infinite is never picked (a drained deployment),
+ * unless all are, then the pick is uniform over all n. n must be > 0
+ * (returns 0 when n == 0).
+ */
+size_t llmr__pick_weighted(const double *weights, size_t n, uint64_t *rng);
+
+/* A round-robin counter shared by threads ("chosen in order"). Zeroed
+ * memory is not portable C11 atomic initialisation: call llmr__rr_init. */
+typedef struct llmr__rr {
+  atomic_size_t next;
+} llmr__rr;
+
+/* Start at `start` (e.g. a random value, so that processes do not all
+ * begin with the same deployment). */
+void llmr__rr_init(llmr__rr *rr, size_t start);
+/* The next index in [0, n), cycling; 0 when n == 0. Lock-free. */
+size_t llmr__rr_next(llmr__rr *rr, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMR_POLICY_H */
