@@ -25,6 +25,10 @@
  *    top_p below 0.95 go; thinking itself goes with forced tool use (JSON
  *    mode included), a prefill, or a tool loop still running (see
  *    thinking_blocked()).
+ *  - Streaming (anthropic_stream_event): the same answer as the
+ *    non-streamed parse. Tool arguments and the JSON-mode text are
+ *    delivered as the model wrote them and re-printed compactly when their
+ *    block stops, as the non-streamed parse prints the input object.
  */
 #include "../internal.h"
 
@@ -864,12 +868,23 @@ static int count(const cJSON *obj, const char *key, int64_t *out) {
   return 1;
 }
 
-/* Usage by WIRE-NOTES: input_tokens excludes cache reads and writes, so the
- * prompt is their sum; output_tokens includes thinking. */
-static llmr_status parse_usage(const cJSON *u, llmr_response *resp) {
+/* Token counts read from usage objects. The stream reports them in two
+ * installments (message_start, then message_delta), so reading merges: a
+ * count present overwrites, an absent one keeps what an earlier object
+ * said. */
+typedef struct an_usage {
+  int64_t in, out, cread, cwrite, think;
+  unsigned seen : 1;    /* a usage object was read */
+  unsigned has_in : 1;  /* input_tokens was given */
+  unsigned has_out : 1; /* output_tokens was given */
+} an_usage;
+
+/* Merge usage object u (absent or null: nothing) into acc. */
+static llmr_status usage_merge(const cJSON *u, an_usage *acc,
+                               llmr_response *resp) {
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(u, "output_tokens_details");
   int64_t in, out, cread, cwrite, think;
-  int has_in, has_out;
+  int has_in, has_out, has_cread, has_cwrite, has_think;
   if (!u || cJSON_IsNull(u))
     return LLMR_OK;
   if (!cJSON_IsObject(u))
@@ -878,21 +893,57 @@ static llmr_status parse_usage(const cJSON *u, llmr_response *resp) {
     return protocol_error(resp, "usage.output_tokens_details is not an object");
   if ((has_in = count(u, "input_tokens", &in)) < 0 ||
       (has_out = count(u, "output_tokens", &out)) < 0 ||
-      count(u, "cache_read_input_tokens", &cread) < 0 ||
-      count(u, "cache_creation_input_tokens", &cwrite) < 0 ||
-      count(d, "thinking_tokens", &think) < 0)
+      (has_cread = count(u, "cache_read_input_tokens", &cread)) < 0 ||
+      (has_cwrite = count(u, "cache_creation_input_tokens", &cwrite)) < 0 ||
+      (has_think = count(d, "thinking_tokens", &think)) < 0)
     return protocol_error(resp, "usage holds a token count that is not a "
                                 "non-negative number");
-  if (has_in)
-    llmr_response_set_tokens(resp, LLMR_TOKENS_PROMPT, in + cread + cwrite);
-  if (has_out)
-    llmr_response_set_tokens(resp, LLMR_TOKENS_COMPLETION, out);
-  if (has_in && has_out)
-    llmr_response_set_tokens(resp, LLMR_TOKENS_TOTAL,
-                             in + cread + cwrite + out);
-  llmr_response_set_tokens(resp, LLMR_TOKENS_CACHED, cread);
-  llmr_response_set_tokens(resp, LLMR_TOKENS_CACHE_WRITE, cwrite);
-  llmr_response_set_tokens(resp, LLMR_TOKENS_REASONING, think);
+  acc->seen = 1;
+  if (has_in) {
+    acc->in = in;
+    acc->has_in = 1;
+  }
+  if (has_out) {
+    acc->out = out;
+    acc->has_out = 1;
+  }
+  if (has_cread)
+    acc->cread = cread;
+  if (has_cwrite)
+    acc->cwrite = cwrite;
+  if (has_think)
+    acc->think = think;
+  return LLMR_OK;
+}
+
+/* Usage by WIRE-NOTES: input_tokens excludes cache reads and writes, so the
+ * prompt is their sum; output_tokens includes thinking. with_output: also
+ * the output side (completion, total, reasoning). */
+static void usage_apply(const an_usage *acc, int with_output,
+                        llmr_response *resp) {
+  int64_t prompt = acc->in + acc->cread + acc->cwrite;
+  if (!acc->seen)
+    return;
+  if (acc->has_in)
+    llmr_response_set_tokens(resp, LLMR_TOKENS_PROMPT, prompt);
+  llmr_response_set_tokens(resp, LLMR_TOKENS_CACHED, acc->cread);
+  llmr_response_set_tokens(resp, LLMR_TOKENS_CACHE_WRITE, acc->cwrite);
+  if (!with_output)
+    return;
+  if (acc->has_out)
+    llmr_response_set_tokens(resp, LLMR_TOKENS_COMPLETION, acc->out);
+  if (acc->has_in && acc->has_out)
+    llmr_response_set_tokens(resp, LLMR_TOKENS_TOTAL, prompt + acc->out);
+  llmr_response_set_tokens(resp, LLMR_TOKENS_REASONING, acc->think);
+}
+
+static llmr_status parse_usage(const cJSON *u, llmr_response *resp) {
+  an_usage acc;
+  llmr_status st;
+  memset(&acc, 0, sizeof(acc));
+  if ((st = usage_merge(u, &acc, resp)) != LLMR_OK)
+    return st;
+  usage_apply(&acc, 1, resp);
   return LLMR_OK;
 }
 
@@ -1079,12 +1130,379 @@ static llmr_status anthropic_classify(const llmr_provider *p,
   return st;
 }
 
+/* ---- streaming ---------------------------------------------------------- */
+
+/*
+ * The event stream (https://docs.anthropic.com/en/api/messages-streaming;
+ * SDK src/core/streaming.ts and src/lib/MessageStream.ts): message_start
+ * (the message with empty content, input and cache counts), per content
+ * block content_block_start / content_block_delta... / content_block_stop
+ * with its `index`, message_delta (stop_reason, cumulative output_tokens),
+ * message_stop; `ping` and `error` anywhere. The answer it gives equals
+ * what anthropic_parse() gives for the same message, with one exception:
+ * text blocks that come before the JSON-mode tool are delivered (they
+ * cannot be taken back), where the non-streamed parse drops them. JSON
+ * mode forces tool use (tool_choice tool, or any beside the caller's
+ * tools), and then the API has the model answer with tool_use blocks
+ * alone, no text first, so that does not happen in practice.
+ */
+
+/* What a content block is, by its index (content_block_start says). */
+enum {
+  BK_NONE = 0, /* not started */
+  BK_TEXT,     /* text: text_delta -> text */
+  BK_THINKING, /* thinking: thinking_delta -> reasoning */
+  BK_TOOL,     /* tool_use: input_json_delta -> tool-call fragments */
+  BK_JSON,     /* the JSON-mode tool: input_json_delta -> text */
+  BK_SKIP      /* any other block, or one dropped or stopped */
+};
+
+/* Blocks with an index below this are remembered in a table; a block at
+ * or above it only while it is the latest one (blocks come one after
+ * another: start, deltas, stop). */
+#define AN_BLOCKS 256
+
+/* Per-stream state; owns no memory. */
+typedef struct anthropic_stream {
+  an_usage usage;    /* merged from message_start and message_delta */
+  int64_t start_out; /* message_start's output_tokens (a placeholder) */
+  size_t json_at;    /* where the JSON tool's text starts in resp->text */
+  size_t far_index;  /* the latest block at AN_BLOCKS or above */
+  unsigned char far_kind;
+  unsigned char kind[AN_BLOCKS];
+  unsigned done : 1;          /* message_stop seen: nothing after it is read */
+  unsigned has_start_out : 1; /* start_out was given */
+  unsigned json_seen : 1;     /* the JSON tool's block has started */
+} anthropic_stream;
+
+static unsigned char *block_kind(anthropic_stream *s, size_t index) {
+  if (index < AN_BLOCKS)
+    return &s->kind[index];
+  if (s->far_index != index) {
+    s->far_index = index;
+    s->far_kind = BK_NONE;
+  }
+  return &s->far_kind;
+}
+
+/* root.index as a block index; -1 when missing or not one. */
+static int block_index(const cJSON *root, size_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "index");
+  if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e6)
+    return -1;
+  *out = (size_t)v->valuedouble;
+  return 0;
+}
+
+/* "<prefix><the first 40 bytes of data, printable ASCII>" */
+static llmr_status data_error(llmr_response *resp, llmr_status st,
+                              const char *prefix, const char *data,
+                              size_t len) {
+  char msg[160];
+  size_t i, n = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);
+  for (i = 0; i < len && i < 40 && n + 1 < sizeof(msg); i++) {
+    unsigned char c = (unsigned char)data[i];
+    msg[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+  }
+  msg[n] = '\0';
+  return llmr_response_set_error(resp, st, NULL, msg, 0, -1) == LLMR_OK
+             ? st
+             : LLMR_E_NOMEM;
+}
+
+/* Re-print the JSON text b[at..] compactly, as anthropic_parse() prints a
+ * tool input: the API's fragments have spaces after colons, the
+ * non-streamed input is an object. Text that is not one whole JSON value
+ * (a stream cut by max_tokens) stays as it came. The fragments already
+ * delivered as events are the text as sent. */
+static llmr_status compact_json(llmr__buf *b, size_t at) {
+  const char *end = NULL;
+  char *printed;
+  cJSON *j;
+  if (b->len <= at)
+    return LLMR_OK;
+  j = cJSON_ParseWithLengthOpts(b->data + at, b->len - at, &end, 0);
+  if (!j)
+    return LLMR_OK;
+  while (end && end < b->data + b->len &&
+         (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+    end++;
+  if (end != b->data + b->len) {
+    cJSON_Delete(j);
+    return LLMR_OK;
+  }
+  printed = llmr__json_print(j);
+  cJSON_Delete(j);
+  if (!printed)
+    return LLMR_E_NOMEM;
+  b->len = at;
+  b->data[at] = '\0';
+  if (llmr__buf_puts(b, printed) != 0) {
+    llmr__free(printed);
+    return LLMR_E_NOMEM;
+  }
+  llmr__free(printed);
+  return LLMR_OK;
+}
+
+static llmr_status stream_message_start(anthropic_stream *s, const cJSON *root,
+                                        llmr_response *resp) {
+  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "message");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, "id");
+  llmr_status st;
+  if (!cJSON_IsObject(msg))
+    return protocol_error(resp, "message_start has no message object");
+  if (v && !cJSON_IsString(v))
+    return protocol_error(resp, "response id is not a string");
+  if (v && !llmr_response_id(resp) &&
+      (st = llmr_response_set_id(resp, v->valuestring)) != LLMR_OK)
+    return st;
+  if ((st = usage_merge(cJSON_GetObjectItemCaseSensitive(msg, "usage"),
+                        &s->usage, resp)) != LLMR_OK)
+    return st;
+  /* output_tokens is a placeholder here (1): message_delta gives the real
+   * count. Kept aside, so that a stream cut before then gets an estimate
+   * of what it delivered rather than 1. */
+  if (s->usage.has_out) {
+    s->start_out = s->usage.out;
+    s->has_start_out = 1;
+    s->usage.out = 0;
+    s->usage.has_out = 0;
+  }
+  usage_apply(&s->usage, 0, resp);
+  return LLMR_OK;
+}
+
+static llmr_status stream_block_start(anthropic_stream *s, const cJSON *root,
+                                      llmr_response *resp) {
+  const cJSON *cb = cJSON_GetObjectItemCaseSensitive(root, "content_block");
+  const char *type = llmr__json_str(cb, "type"), *name;
+  const cJSON *v;
+  unsigned char *kind;
+  size_t index;
+  if (block_index(root, &index) != 0)
+    return protocol_error(resp, "content_block_start has no valid index");
+  if (!cJSON_IsObject(cb) || !type)
+    return protocol_error(resp, "a content block has no type");
+  kind = block_kind(s, index);
+  if (strcmp(type, "text") == 0) {
+    /* with the JSON tool's answer, text would make the text invalid JSON:
+     * dropped, as anthropic_parse() drops it */
+    *kind = s->json_seen ? BK_SKIP : BK_TEXT;
+    v = cJSON_GetObjectItemCaseSensitive(cb, "text");
+    if (*kind == BK_TEXT && cJSON_IsString(v) && *v->valuestring)
+      return llmr_response_append_text(resp, v->valuestring,
+                                       strlen(v->valuestring));
+    return LLMR_OK;
+  }
+  if (strcmp(type, "thinking") == 0) {
+    *kind = BK_THINKING;
+    v = cJSON_GetObjectItemCaseSensitive(cb, "thinking");
+    if (cJSON_IsString(v) && *v->valuestring)
+      return llmr_response_append_reasoning(resp, v->valuestring,
+                                            strlen(v->valuestring));
+    return LLMR_OK;
+  }
+  if (strcmp(type, "tool_use") == 0) {
+    /* input is {} here; the real one comes as input_json_delta text */
+    if (!(name = llmr__json_str(cb, "name")))
+      return protocol_error(resp, "a tool_use block has no name");
+    if (strcmp(name, JSON_TOOL) == 0) {
+      /* a second JSON answer: the first one stands */
+      *kind = s->json_seen ? BK_SKIP : BK_JSON;
+      if (!s->json_seen) {
+        s->json_seen = 1;
+        s->json_at = resp->text.len;
+      }
+      return LLMR_OK;
+    }
+    *kind = BK_TOOL;
+    /* announces the call: the block index is the call's index */
+    return llmr_response_tool_call_delta(resp, index, llmr__json_str(cb, "id"),
+                                         name, NULL, 0);
+  }
+  /* redacted_thinking, server tool blocks (their input_json_delta
+   * included) and block types added later: nothing the normalised
+   * response holds */
+  *kind = BK_SKIP;
+  return LLMR_OK;
+}
+
+/* delta[key] as a string, or a protocol error. */
+static llmr_status delta_str(const cJSON *delta, const char *key,
+                             const char **out, llmr_response *resp) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(delta, key);
+  char msg[96];
+  if (cJSON_IsString(v)) {
+    *out = v->valuestring;
+    return LLMR_OK;
+  }
+  snprintf(msg, sizeof(msg), "a %s has no %s string",
+           llmr__json_str(delta, "type"), key);
+  return protocol_error(resp, msg);
+}
+
+static llmr_status stream_block_delta(anthropic_stream *s, const cJSON *root,
+                                      llmr_response *resp) {
+  const cJSON *delta = cJSON_GetObjectItemCaseSensitive(root, "delta");
+  const char *type = llmr__json_str(delta, "type"), *t = NULL;
+  unsigned char kind;
+  size_t index;
+  llmr_status st;
+  if (block_index(root, &index) != 0)
+    return protocol_error(resp, "content_block_delta has no valid index");
+  if (!cJSON_IsObject(delta) || !type)
+    return protocol_error(resp, "content_block_delta has no delta type");
+  kind = *block_kind(s, index);
+  if (kind == BK_NONE)
+    return protocol_error(resp, "content_block_delta for a block that did "
+                                "not start");
+  /* a delta that does not fit its block is ignored, as the SDK does;
+   * signature_delta (the thinking block's signature), citations_delta and
+   * delta types added later carry nothing the response holds */
+  if (strcmp(type, "text_delta") == 0 && kind == BK_TEXT) {
+    if ((st = delta_str(delta, "text", &t, resp)) != LLMR_OK)
+      return st;
+    return *t ? llmr_response_append_text(resp, t, strlen(t)) : LLMR_OK;
+  }
+  if (strcmp(type, "thinking_delta") == 0 && kind == BK_THINKING) {
+    if ((st = delta_str(delta, "thinking", &t, resp)) != LLMR_OK)
+      return st;
+    return *t ? llmr_response_append_reasoning(resp, t, strlen(t)) : LLMR_OK;
+  }
+  if (strcmp(type, "input_json_delta") == 0 &&
+      (kind == BK_TOOL || kind == BK_JSON)) {
+    if ((st = delta_str(delta, "partial_json", &t, resp)) != LLMR_OK)
+      return st;
+    if (!*t) /* the first fragment is often empty */
+      return LLMR_OK;
+    return kind == BK_JSON
+               ? llmr_response_append_text(resp, t, strlen(t))
+               : llmr_response_tool_call_delta(resp, index, NULL, NULL, t,
+                                               strlen(t));
+  }
+  return LLMR_OK;
+}
+
+static llmr_status stream_block_stop(anthropic_stream *s, const cJSON *root,
+                                     llmr_response *resp) {
+  unsigned char *kind;
+  size_t index, i;
+  llmr_status st = LLMR_OK;
+  if (block_index(root, &index) != 0)
+    return protocol_error(resp, "content_block_stop has no valid index");
+  kind = block_kind(s, index);
+  if (*kind == BK_TOOL) {
+    /* the latest call under this index (tool_call_delta's rule) */
+    for (i = resp->n_tool_calls; i-- > 0;)
+      if (resp->tool_calls[i].index == index) {
+        st = compact_json(&resp->tool_calls[i].args, 0);
+        break;
+      }
+  } else if (*kind == BK_JSON) {
+    /* a JSON answer with no input text is {} (what its start said) */
+    st = resp->text.len == s->json_at
+             ? llmr_response_append_text(resp, "{}", 2)
+             : compact_json(&resp->text, s->json_at);
+  }
+  if (*kind != BK_NONE)
+    *kind = BK_SKIP;
+  return st;
+}
+
+static llmr_status stream_message_delta(anthropic_stream *s,
+                                        const cJSON *root,
+                                        llmr_response *resp) {
+  const cJSON *delta = cJSON_GetObjectItemCaseSensitive(root, "delta");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(delta, "stop_reason");
+  llmr_status st;
+  if (cJSON_IsString(v)) {
+    const char *fr = finish_reason(v->valuestring);
+    /* the JSON tool answered: a plain stop unless real tools were called */
+    if (s->json_seen && strcmp(fr, "tool_calls") == 0 &&
+        llmr_response_tool_call_count(resp) == 0)
+      fr = "stop";
+    if ((st = llmr_response_set_finish_reason(resp, fr)) != LLMR_OK)
+      return st;
+  } else if (v && !cJSON_IsNull(v)) {
+    return protocol_error(resp, "stop_reason is not a string");
+  }
+  /* cumulative output_tokens: it replaces; input and cache counts that
+   * newer servers repeat here overwrite */
+  if ((st = usage_merge(cJSON_GetObjectItemCaseSensitive(root, "usage"),
+                        &s->usage, resp)) != LLMR_OK)
+    return st;
+  usage_apply(&s->usage, 1, resp);
+  return LLMR_OK;
+}
+
+static llmr_status anthropic_stream_event(const llmr_provider *p, void *state,
+                                          const char *event, const char *data,
+                                          size_t len, llmr_response *resp) {
+  static const char *const known[] = {
+      "message_start", "content_block_start", "content_block_delta",
+      "content_block_stop", "message_delta", "message_stop", "error", NULL};
+  anthropic_stream *s = state;
+  const char *type = event;
+  cJSON *root;
+  llmr_status st = LLMR_OK;
+  size_t i;
+  int unnamed = strcmp(event, "message") == 0;
+  (void)p;
+
+  if (s->done)
+    return LLMR_OK;
+  /* The event name says what it is (the SDK dispatches on it). ping, and
+   * event types added later, are skipped unread: "new event types may be
+   * added" (versioning policy). An event without a name goes by its JSON
+   * type. */
+  for (i = 0; !unnamed && known[i] && strcmp(event, known[i]) != 0; i++)
+    ;
+  if (!unnamed && !known[i])
+    return LLMR_OK;
+  root = cJSON_ParseWithLength(data, len);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    if (strcmp(event, "error") == 0) /* the SDK throws it as an APIError */
+      return data_error(resp, LLMR_E_PROVIDER, "error event: ", data, len);
+    return data_error(resp, LLMR_E_PROTOCOL,
+                      "stream event is not a JSON object: ", data, len);
+  }
+  if (unnamed && !(type = llmr__json_str(root, "type")))
+    type = "";
+  if (strcmp(type, "message_start") == 0) {
+    st = stream_message_start(s, root, resp);
+  } else if (strcmp(type, "content_block_start") == 0) {
+    st = stream_block_start(s, root, resp);
+  } else if (strcmp(type, "content_block_delta") == 0) {
+    st = stream_block_delta(s, root, resp);
+  } else if (strcmp(type, "content_block_stop") == 0) {
+    st = stream_block_stop(s, root, resp);
+  } else if (strcmp(type, "message_delta") == 0) {
+    st = stream_message_delta(s, root, resp);
+  } else if (strcmp(type, "message_stop") == 0) {
+    /* a message_delta without output_tokens leaves message_start's */
+    if (!s->usage.has_out && s->has_start_out) {
+      s->usage.out = s->start_out;
+      s->usage.has_out = 1;
+    }
+    usage_apply(&s->usage, 1, resp);
+    s->done = 1;
+    st = llmr_response_stream_done(resp);
+  } else if (strcmp(type, "error") == 0) {
+    /* {"type":"error","error":{"type":"overloaded_error","message":...}} */
+    st = llmr__stream_error(resp, root);
+  }
+  cJSON_Delete(root);
+  return st;
+}
+
 const llmr_provider_vt llmr__anthropic_vt = {
-    "anthropic",            /* name */
+    "anthropic",              /* name */
     LLMR_PROVIDER_ABI_VERSION,
-    0,                      /* state_size: no streaming yet */
-    anthropic_build,        /* build_request */
-    anthropic_parse,        /* parse_response */
-    NULL,                   /* stream_event: streaming is its own issue */
-    anthropic_classify,     /* classify_error */
+    sizeof(anthropic_stream), /* state_size */
+    anthropic_build,          /* build_request */
+    anthropic_parse,          /* parse_response */
+    anthropic_stream_event,   /* stream_event */
+    anthropic_classify,       /* classify_error */
 };
