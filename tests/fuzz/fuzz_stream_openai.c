@@ -1,0 +1,16 @@
+/*
+ * libFuzzer target: the OpenAI-compatible adapter (five dialects) -- its
+ * stream_event behind the SSE parser, parse_response and classify_error,
+ * all on the same input (tests/fuzz/harness.c).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "harness.h"
+
+static const char *const builtins[] = {"openai", "openrouter", "mistral",
+                                       "ollama", "groq"};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  return fz_provider_run(builtins, sizeof(builtins) / sizeof(builtins[0]),
+                         data, size);
+}
