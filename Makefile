@@ -41,7 +41,7 @@ endif
 LIB_CFLAGS := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -DLLMR_BUILDING
 # tests and tools: same warnings, but cmocka's macros trip -Wconversion
 TEST_CFLAGS := $(filter-out -Wconversion -Wmissing-prototypes,$(CFLAGS_BASE)) -Isrc -Itests/support
-LIBS    := $(DEP_LIBS) -lpthread -lm
+LIBS    := $(DEP_LIBS) -lmbedcrypto -lpthread -lm
 
 LIB_SRC := $(wildcard src/*.c src/providers/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/catalog_data.o
@@ -103,10 +103,10 @@ $(SHARED): $(LIB_OBJ)
 	ln -sf libllmroute.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libllmroute.so
 
-$(CLI): cli/llmroute.c $(STATIC)
+$(CLI): $(wildcard cli/*.c cli/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+	$(Q)$(CC) $(CFLAGS_BASE) $(filter %.c,$^) -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
 
 $(B)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -157,8 +157,85 @@ demo: deps-test
 	@$(MAKE) --no-print-directory all
 	@B=$(B) sh scripts/demo.sh
 
-bench:
-	@echo "benchmarks: see issue 7 (not built yet)"
+# ---- fuzzing: libFuzzer targets built with clang (tests/fuzz/README.md) ----
+
+FUZZ_CC      ?= clang
+FUZZ_B       ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := sse stream_openai stream_anthropic stream_gemini
+FUZZ_BINS    := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_NAMES))
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins deps-fuzz clean-fuzz \
+        bench-smoke bench-build
+
+deps-fuzz:
+	@sh scripts/deps.sh fuzz
+
+# the library and targets with -fsanitize=fuzzer,address,undefined
+fuzz-build: deps-fuzz
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
+	  SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) -Isrc -fsanitize=fuzzer $< tests/fuzz/harness.c \
+	  -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+# each target for FUZZ_SECONDS (default 60), FUZZ_JOBS (default: nproc) at once
+fuzz: fuzz-build
+	@B=$(FUZZ_B) sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# the CI-sized run: committed reproducers, then 10 s per target
+fuzz-smoke: fuzz-build
+	@B=$(FUZZ_B) sh tests/fuzz/run.sh 10 $(FUZZ_NAMES)
+
+clean-fuzz:
+	rm -rf $(FUZZ_B)
+clean: clean-fuzz
+
+# ---- benchmarks (bench/README.md); never part of the tests ----------------
+
+BENCH_BINS := $(B)/bench/bench_decode $(B)/bench/bench_ttft $(B)/bench/bench_server
+
+bench-build: $(BENCH_BINS)
+
+$(B)/bench/bench_decode: bench/decode.c bench/bench.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) -Isrc $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+$(B)/bench/bench_ttft: bench/ttft.c bench/bench.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+$(B)/bench/bench_server: bench/server.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(LDFLAGS_SAN) -lpthread
+
+# decode throughput + TTFT; writes bench/RESULTS.md (under a minute)
+bench: deps
+	@$(MAKE) --no-print-directory bench-build
+	@B=$(B) sh bench/run.sh full bench/RESULTS.md
+
+# proves the programs run (a few seconds); prints, writes nothing
+bench-smoke: deps
+	@$(MAKE) --no-print-directory bench-build
+	@B=$(B) sh bench/run.sh smoke
+
+# the ledger: append, query, verify rates and memory over 1,000,000 records
+# (LEDGER_BENCH_ARGS="--records N --dir DIR"); prints a Markdown table
+.PHONY: bench-ledger
+bench-ledger: $(STATIC)
+	@mkdir -p $(B)/bench
+	$(call say,LD,$(B)/bench/bench_ledger)
+	$(Q)$(CC) $(CFLAGS_BASE) -Isrc bench/ledger_bench.c -o $(B)/bench/bench_ledger \
+	  $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+	@$(B)/bench/bench_ledger $(LEDGER_BENCH_ARGS)
 
 # ---- install ---------------------------------------------------------------
 

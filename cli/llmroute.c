@@ -4,11 +4,15 @@
  *   llmroute -m SLUG[,SLUG...] [--system TEXT] [--max-tokens N]
  *            [--temperature T] [--stream] [--json] [--trace] PROMPT|-
  *   llmroute --request FILE|- [-m SLUG[,SLUG...]] [--stream] [--json]
+ *   (both take --ledger FILE --app TAG to record what the call spent)
+ *   llmroute ledger report|verify ...        (cli/ledger_cmd.c)
  *
  * Keys come from the environment only (OPENAI_API_KEY, ...) and are never
  * printed. Exit status: 0 success, 1 the call failed, 2 usage error.
  */
 #include <llmroute.h>
+
+#include "ledger_cmd.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -33,11 +37,15 @@ static void usage(FILE *f) {
       "  -S, --stream           print the answer as it arrives; with --json, one\n"
       "                         chat.completion.chunk JSON per line, then the\n"
       "                         chat.completion JSON as the last line\n"
-      "      --trace            print the attempt trace on stderr\n"
+      "      --trace            print the attempt trace (and the cost) on stderr\n"
+      "      --ledger FILE      record every attempt in the ledger FILE\n"
+      "      --app TAG          the app tag of the call (ledger and reports)\n"
+      "      --user TAG         the user tag (also sent as OpenAI's user)\n"
       "  -h, --help             this text;  -V, --version  the library version\n"
       "\n"
       "Keys: OPENAI_API_KEY, OPENROUTER_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ...\n"
       "Base URLs: LLMR_<PROVIDER>_BASE_URL (e.g. LLMR_OPENAI_BASE_URL).\n"
+      "Spend: llmroute ledger report FILE   (llmroute ledger --help)\n"
       "Exit status: 0 success, 1 the call failed, 2 usage error.\n",
       f);
 }
@@ -105,6 +113,14 @@ static int on_chunk(const char *chunk_json, void *user) {
   return 0;
 }
 
+static void print_cost(int64_t nano) {
+  if (nano < 0)
+    fprintf(stderr, "cost: unknown (a model is not priced in the catalog)\n");
+  else
+    fprintf(stderr, "cost: $%lld.%09lld\n", (long long)(nano / 1000000000),
+            (long long)(nano % 1000000000));
+}
+
 static void print_trace(const llmr_response *resp) {
   size_t i, n = llmr_response_attempt_count(resp);
   for (i = 0; i < n; i++) {
@@ -120,6 +136,8 @@ static void print_trace(const llmr_response *resp) {
             llmr_response_attempt_duration_ms(resp, i), err ? ": " : "",
             err ? err : "");
   }
+  print_cost(llmr_response_cost_nanousd(resp));
+  fprintf(stderr, "request id: %s\n", llmr_response_request_id(resp));
 }
 
 /* --trace for --stream --json: the trace of the final document */
@@ -147,6 +165,8 @@ static void print_trace_json(const char *final) {
             cJSON_IsString(err) ? ": " : "",
             cJSON_IsString(err) ? err->valuestring : "");
   }
+  a = cJSON_GetObjectItemCaseSensitive(lr, "cost_nanousd");
+  print_cost(cJSON_IsNumber(a) ? (int64_t)a->valuedouble : -1);
   cJSON_Delete(d);
 }
 
@@ -162,8 +182,13 @@ int main(int argc, char **argv) {
       {"trace", no_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
+      {"ledger", required_argument, NULL, 'L'},
+      {"app", required_argument, NULL, 'A'},
+      {"user", required_argument, NULL, 'U'},
       {NULL, 0, NULL, 0}};
-  const char *system_msg = NULL, *request_path = NULL;
+  const char *system_msg = NULL, *request_path = NULL, *ledger_path = NULL;
+  const char *app = NULL, *user = NULL;
+  llmr_ledger *ledger = NULL;
   char *models_arg = NULL, *text = NULL, *body = NULL, *end;
   const char *slugs[MAX_SLUGS];
   size_t n_slugs = 0, len;
@@ -177,6 +202,8 @@ int main(int argc, char **argv) {
   char err[LLMR_ERRBUF_SIZE];
   llmr_status st;
 
+  if (argc > 1 && strcmp(argv[1], "ledger") == 0)
+    return llmroute_ledger_main(argc - 1, argv + 1);
   while ((c = getopt_long(argc, argv, "m:s:t:r:jShV", opts, NULL)) != -1) {
     switch (c) {
     case 'm':
@@ -216,6 +243,15 @@ int main(int argc, char **argv) {
     case 'V':
       printf("llmroute %s\n", llmr_version());
       return 0;
+    case 'L':
+      ledger_path = optarg;
+      break;
+    case 'A':
+      app = optarg;
+      break;
+    case 'U':
+      user = optarg;
+      break;
     default:
       usage(stderr);
       return 2;
@@ -273,6 +309,14 @@ int main(int argc, char **argv) {
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "temperature");
     cJSON_AddNumberToObject(doc, "temperature", temperature);
   }
+  if (app) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "app");
+    cJSON_AddStringToObject(doc, "app", app);
+  }
+  if (user) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "user");
+    cJSON_AddStringToObject(doc, "user", user);
+  }
 
   /* the slugs: -m overrides the document's model / models */
   if (models_arg) {
@@ -290,8 +334,15 @@ int main(int argc, char **argv) {
   } else if (cJSON_IsArray(v = cJSON_GetObjectItemCaseSensitive(doc, "models"))) {
     const cJSON *s;
     cJSON_ArrayForEach(s, v) {
-      if (cJSON_IsString(s) && n_slugs < MAX_SLUGS)
-        slugs[n_slugs++] = s->valuestring;
+      if (!cJSON_IsString(s) || !*s->valuestring) {
+        rc = fail_usage("the request's \"models\" must be slug strings", NULL);
+        goto out;
+      }
+      if (n_slugs == MAX_SLUGS) {
+        rc = fail_usage("too many models (at most 64)", NULL);
+        goto out;
+      }
+      slugs[n_slugs++] = s->valuestring;
     }
   } else if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(doc, "model"))) {
     slugs[n_slugs++] = v->valuestring;
@@ -313,6 +364,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "llmroute: %s\n", err);
     rc = 1;
     goto out;
+  }
+  if (ledger_path) {
+    /* budgets come from the library's API or a router config; the CLI
+     * records */
+    if (llmr_ledger_open_ex(ledger_path, NULL, &ledger, err, sizeof(err)) !=
+        LLMR_OK) {
+      fprintf(stderr, "llmroute: ledger: %s\n", err);
+      rc = 1;
+      goto out;
+    }
+    llmr_router_set_ledger(router, ledger);
   }
 
   if (stream && json) {
@@ -390,6 +452,7 @@ out:
   llmr_response_free(resp);
   llmr_request_free(req);
   llmr_router_free(router);
+  llmr_ledger_close(ledger); /* after the router that borrowed it */
   cJSON_Delete(doc);
   return rc;
 }

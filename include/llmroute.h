@@ -84,7 +84,9 @@ extern "C" {
   XX(E_NO_KEY, -20, "no API key configured for the provider")                  \
   XX(E_CAPABILITY, -21, "model lacks a capability the request needs")          \
   XX(E_BUDGET, -22, "the call would exceed a budget")                          \
-  XX(E_PROVIDER, -23, "provider returned an error")
+  XX(E_PROVIDER, -23, "provider returned an error")                            \
+  XX(E_IO, -24, "a file could not be read or written")                        \
+  XX(E_CORRUPT, -25, "the ledger file is damaged or was altered")
 
 typedef enum llmr_status {
 #define LLMR__STATUS_ENUM(name, val, desc) LLMR_##name = val,
@@ -118,6 +120,7 @@ LLMR_API void llmr_free(void *ptr);
 typedef struct llmr_router llmr_router;     /* thread-safe, shared */
 typedef struct llmr_request llmr_request;   /* one thread at a time */
 typedef struct llmr_response llmr_response; /* one thread at a time */
+typedef struct llmr_ledger llmr_ledger;     /* thread-safe, shared */
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -499,6 +502,109 @@ LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *resp,
  * document), as llmr_complete_json() returns it. Caller frees with
  * llmr_free(). NULL on out-of-memory. */
 LLMR_API char *llmr_response_to_json(const llmr_response *resp);
+
+/* The call's id: 32 lowercase hex digits from the system's random source,
+ * new for every llmr_complete()/llmr_stream() call, and the "id" of every
+ * ledger record the call leaves. Borrowed; NULL only for a NULL resp. */
+LLMR_API const char *llmr_response_request_id(const llmr_response *resp);
+
+/* What the call cost, in nano-dollars (1e-9 USD): the sum over its attempts
+ * that reached a provider, priced from the model catalog (see
+ * llmroute-ledger(3) for the arithmetic and its single rounding). 0 when no
+ * attempt reached a provider; -1 when some attempt used tokens of a model
+ * whose price is not known. Works with or without a ledger. */
+LLMR_API int64_t llmr_response_cost_nanousd(const llmr_response *resp);
+
+/* The cost of attempt i alone, as above; -1 when unknown or out of range. */
+LLMR_API int64_t llmr_response_attempt_cost_nanousd(const llmr_response *resp,
+                                                    size_t i);
+
+/* ---- ledger ------------------------------------------------------------- */
+
+/*
+ * A local, append-only, hash-chained record of every attempt that reached a
+ * provider: tokens, cost, latency, who answered, app and user tags; never
+ * prompt text or keys. The file format, pricing and budget rules are in
+ * llmroute-ledger(3).
+ */
+
+/* Budget windows (UTC calendar day, UTC calendar month, all time). */
+typedef enum llmr_window {
+  LLMR_WINDOW_DAY = 0,
+  LLMR_WINDOW_MONTH = 1,
+  LLMR_WINDOW_ALL = 2
+} llmr_window;
+
+/*
+ * Open (or create) the ledger file `path`. options_json may be NULL, or an
+ * object with "fsync" ("always" (default), "never", or a number of
+ * milliseconds), "budgets" ([{"app": TAG or absent, "window": "day" |
+ * "month" | "all", "usd": N}, ...]), "budget_fallback" (true: a call refused
+ * by a budget moves on to the next slug; default true), "allow_unpriced"
+ * (default false), "readonly" (default false) and "create" (default true).
+ * A torn last line (a crash in mid-write) is found, reported by
+ * llmr_ledger_info() and set aside; it is never truncated or rewritten.
+ * A file that is not a ledger (binary data, other JSON, a record with a
+ * missing field) is refused with LLMR_E_CORRUPT and left untouched.
+ * Thread-safe; several processes may share the file, each with a ledger
+ * of its own (after fork(), open another in the child).
+ * Close with llmr_ledger_close().
+ */
+LLMR_API llmr_status llmr_ledger_open(const char *path,
+                                      const char *options_json,
+                                      llmr_ledger **out);
+
+/* llmr_ledger_open() with a message on failure in errbuf (may be NULL),
+ * e.g. "ledger.jsonl: offset 0: not a ledger record: binary data". */
+LLMR_API llmr_status llmr_ledger_open_ex(const char *path,
+                                         const char *options_json,
+                                         llmr_ledger **out, char *errbuf,
+                                         size_t errbuf_size);
+
+/* Flush (fsync unless the policy is "never") and close. NULL is a no-op.
+ * No router may still use the ledger. */
+LLMR_API void llmr_ledger_close(llmr_ledger *l);
+
+/* Set the spending limit of one app tag (app NULL: all calls together) in
+ * one window, in US dollars; a negative usd removes it. Before each
+ * attempt the router reserves the attempt's worst case and refuses it
+ * with LLMR_E_BUDGET, before any network traffic, when that would not fit.
+ * Thread-safe. */
+LLMR_API llmr_status llmr_ledger_set_budget(llmr_ledger *l, const char *app,
+                                            llmr_window window, double usd);
+
+/*
+ * Totals and breakdowns. query_json may be NULL or an object with "by"
+ * ("model", "provider", "native", "app", "user", "status", "hour", "day",
+ * "month"), "bucket" ("hour", "day", "month": a time series per group),
+ * "since" / "until" (Unix milliseconds, or "2026-11-24",
+ * "2026-11-24T10:00:00Z", "-7d", "-12h"; since inclusive, until exclusive),
+ * "app" and "model" (keep only these). *result_json receives a JSON
+ * document (caller frees with llmr_free()) with "total", "groups" and
+ * "series"; costs are integer nano-dollars plus an exact "cost_usd"
+ * string. See llmr_ledger_query(3). Thread-safe.
+ */
+LLMR_API llmr_status llmr_ledger_query(llmr_ledger *l, const char *query_json,
+                                       char **result_json);
+
+/* Check the hash chain of the ledger file at `path` without opening it for
+ * writing. LLMR_OK when every record is intact and in order (torn lines set
+ * aside after a crash are reported but allowed), LLMR_E_CORRUPT when a
+ * record was edited, dropped, reordered or is not a record, LLMR_E_IO when
+ * the file cannot be read. *report_json (may be NULL) receives the details
+ * in every case but LLMR_E_NOMEM / LLMR_E_INVAL; caller frees. */
+LLMR_API llmr_status llmr_ledger_verify(const char *path, char **report_json);
+
+/* The ledger's state as JSON: path, record count, head hash, torn lines set
+ * aside, records this object appended, write errors and the last one,
+ * budgets with what they have spent and reserved. Caller frees. */
+LLMR_API llmr_status llmr_ledger_info(llmr_ledger *l, char **info_json);
+
+/* Attach a ledger to a router (NULL detaches). The ledger is borrowed: it
+ * must stay open until the router is freed or another ledger is set. Set
+ * it before calls start, not while they run. A router created with the
+ * config key "ledger" owns that ledger; setting another one closes it. */
+LLMR_API llmr_status llmr_router_set_ledger(llmr_router *r, llmr_ledger *l);
 
 #ifdef __cplusplus
 }

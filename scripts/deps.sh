@@ -2,12 +2,16 @@
 # Make sure the Debian packages a target needs are installed; install the
 # missing ones with apt-get when running as root, or print the exact command
 # and stop.
-#   sh scripts/deps.sh build|test
+#   sh scripts/deps.sh build|test|fuzz
 set -u
 mode=${1:-build}
 pkgs="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libmbedtls-dev"
 if [ "$mode" = test ]; then
   pkgs="$pkgs libcmocka-dev python3 openssl binutils groff-base man-db procps"
+fi
+if [ "$mode" = fuzz ]; then
+  # libFuzzer: clang and its runtime (Debian 12: clang 14)
+  pkgs="$pkgs clang libclang-rt-dev"
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -43,6 +43,19 @@ const llmr__model_info *llmr__catalog_find(const llmr__catalog *c,
   return bsearch(&key, c->v, c->n, sizeof(*c->v), by_slug);
 }
 
+const llmr__model_info *llmr__catalog_find_native(const llmr__catalog *c,
+                                                  const char *provider,
+                                                  const char *model) {
+  size_t i;
+  if (!provider || !model)
+    return NULL;
+  for (i = 0; i < c->n; i++)
+    if (strcmp(c->v[i].provider, provider) == 0 &&
+        strcmp(c->v[i].model, model) == 0)
+      return &c->v[i];
+  return NULL;
+}
+
 #define CAT_ERR(...)                                                           \
   do {                                                                         \
     llmr__errf(errbuf, errsize, __VA_ARGS__);                                  \
@@ -115,6 +128,13 @@ static llmr_status read_entry(const cJSON *e, llmr__model_info *m,
       (st = read_price(price, "request", &m->price_request, origin, i, errbuf,
                        errsize)) != LLMR_OK)
     return st;
+  /* integer prices for the ledger's exact arithmetic (src/prices.c) */
+  m->upm_input = llmr__price_upm(m->price_input);
+  m->upm_output = llmr__price_upm(m->price_output);
+  m->upm_cache_read = llmr__price_upm(m->price_cache_read);
+  m->upm_cache_write = llmr__price_upm(m->price_cache_write);
+  m->upm_reasoning = llmr__price_upm(m->price_reasoning);
+  m->fee_pico = llmr__price_pico(m->price_request);
   if (caps) {
     if (!cJSON_IsArray(caps))
       CAT_ERR("%s: models[%zu].capabilities: expected an array", origin, i);

@@ -131,6 +131,7 @@ typedef struct llmr__attempt {
   int http_status;
   int retryable;
   double duration_ms;
+  int64_t cost_nanousd; /* 0: did not reach a provider; -1: unknown */
 } llmr__attempt;
 
 /* A tool call of the answer. Streamed calls grow fragment by fragment. */
@@ -153,6 +154,7 @@ typedef struct llmr__sink {
   const char *provider;
   const char *native_model;
   int content_started; /* a TEXT/REASONING/TOOL_CALL event reached cb */
+  double first_content_ms; /* llmr__now_ms() of that first content event */
   int cancelled;       /* cb returned non-zero: deliver nothing more */
 } llmr__sink;
 
@@ -182,6 +184,8 @@ struct llmr_response {
   size_t n_attempts;
   size_t cap_attempts;
   llmr__sink *sink;             /* non-NULL during llmr_stream() */
+  char request_id[33];          /* 32 hex digits, set when the call starts */
+  int64_t cost_nanousd;         /* sum over attempts; -1 unknown */
   unsigned stream_done : 1;     /* the provider's end marker was seen */
   unsigned usage_estimated : 1; /* tokens[] were estimated */
 };
@@ -210,6 +214,9 @@ llmr_status llmr__response_finish_calls(llmr_response *resp);
  * (about 4 characters a token), and mark the usage estimated. */
 void llmr__response_estimate_usage(llmr_response *resp,
                                    const llmr_request *req);
+/* The prompt-token estimate of llmr__response_estimate_usage (about 4
+ * characters a token of the message text). */
+int64_t llmr__request_prompt_estimate(const llmr_request *req);
 /* Whether the response holds any answer content (text, reasoning, calls). */
 int llmr__response_has_content(const llmr_response *resp);
 /* An error a provider sent inside a 2xx stream or body (`body` is the
@@ -382,6 +389,15 @@ typedef struct llmr__model_info {
   double price_cache_write;
   double price_reasoning; /* when it differs from output */
   double price_request;   /* USD per request */
+  /* The same prices as integers, for exact cost arithmetic: micro-USD per
+   * million tokens (= pico-USD per token), and pico-USD per request;
+   * -1: unknown. */
+  int64_t upm_input;
+  int64_t upm_output;
+  int64_t upm_cache_read;
+  int64_t upm_cache_write;
+  int64_t upm_reasoning;
+  int64_t fee_pico;
   unsigned caps;       /* LLMR__CAP_* */
   unsigned caps_known; /* 0: no capability list given, nothing is checked */
 } llmr__model_info;
@@ -401,10 +417,108 @@ llmr_status llmr__catalog_merge_json(llmr__catalog *c, const char *json,
                                      char *errbuf, size_t errsize);
 const llmr__model_info *llmr__catalog_find(const llmr__catalog *c,
                                            const char *slug);
+/* The entry whose provider and native model id are these, or NULL. */
+const llmr__model_info *llmr__catalog_find_native(const llmr__catalog *c,
+                                                  const char *provider,
+                                                  const char *model);
 void llmr__catalog_free(llmr__catalog *c);
 /* The first capability the request needs that the model lacks, or NULL. */
 const char *llmr__capability_missing(const llmr__model_info *m,
                                      const llmr_request *req);
+
+/* ---- prices (src/prices.c) ---------------------------------------------- */
+
+/* USD per million tokens (as the catalog holds it) to micro-USD per million
+ * tokens, rounded to the nearest; -1 stays -1. */
+int64_t llmr__price_upm(double usd_per_million);
+/* USD to pico-USD, rounded to the nearest; -1 stays -1. */
+int64_t llmr__price_pico(double usd);
+
+/* Token counts of one attempt, OpenAI semantics: prompt includes cached
+ * and cache-write tokens, completion includes reasoning tokens; negative
+ * counts are taken as 0. */
+typedef struct llmr__usage {
+  int64_t prompt;
+  int64_t completion;
+  int64_t cached;
+  int64_t cache_write;
+  int64_t reasoning;
+} llmr__usage;
+
+/* Cost in nano-USD of one attempt priced by m (NULL: not in the catalog):
+ *   (prompt - cached - cache_write) x input + cached x cache_read
+ *   + cache_write x cache_write_price + (completion - reasoning) x output
+ *   + reasoning x reasoning_price (+ the request fee when `answered`),
+ * summed exactly in pico-USD and rounded half up to nano-USD once.
+ * A missing cache_read / cache_write price is the input price, a missing
+ * reasoning price the output price. -1 when a price the counts need is
+ * unknown (or the sum would overflow). */
+int64_t llmr__cost_nanousd(const llmr__model_info *m, const llmr__usage *u,
+                           int answered);
+/* The most an attempt can cost: prompt_tokens at the higher of the input
+ * and cache-write prices, max_output at the higher of the output and
+ * reasoning prices, plus the request fee; rounded up. -1 when unknown. */
+int64_t llmr__worst_case_nanousd(const llmr__model_info *m,
+                                 int64_t prompt_tokens, int64_t max_output);
+/* "12.345678901" for nano-USD n (exact; "-" prefix when negative). */
+void llmr__usd_format(int64_t nano, char *out, size_t size);
+
+/* ---- ledger (src/ledger.c) ---------------------------------------------- */
+
+/* One record: one attempt that reached a provider. Strings are borrowed
+ * for the duration of llmr__ledger_append; NULL tags are written as null. */
+typedef struct llmr__ledger_rec {
+  int64_t t_ms; /* UTC milliseconds when the attempt started */
+  const char *id;
+  const char *app;
+  const char *user;
+  const char *const *asked; /* the slugs the call was given */
+  size_t n_asked;
+  const char *model;    /* the slug of this attempt */
+  const char *provider; /* may be NULL */
+  const char *native;   /* may be NULL */
+  int attempt;          /* 1 = the call's first attempt that reached one */
+  int stream;
+  llmr_status status;
+  int http_status;
+  llmr__usage usage;
+  int estimated;
+  int64_t cost_nanousd; /* -1: unknown */
+  double latency_ms;
+  double ttft_ms; /* < 0: none */
+} llmr__ledger_rec;
+
+/* A budget reservation held by one attempt (see llmr__ledger_reserve). */
+typedef struct llmr__reservation {
+  int64_t nanousd; /* 0: nothing reserved */
+  const char *app; /* borrowed from the request */
+} llmr__reservation;
+
+/* Reserve the worst case of an attempt for `app` (NULL: untagged) against
+ * every budget that applies. worst < 0 means the price is unknown. Returns
+ * LLMR_OK (res filled; nothing reserved when no budget applies) or
+ * LLMR_E_BUDGET with a message in why. */
+llmr_status llmr__ledger_reserve(llmr_ledger *l, const char *app,
+                                 int64_t worst, llmr__reservation *res,
+                                 char *why, size_t why_size);
+/* Give a reservation back without a record. */
+void llmr__ledger_release(llmr_ledger *l, llmr__reservation *res);
+/* Append one record (and settle res, which may be NULL, in the same step).
+ * *n_out (may be NULL) receives the record's sequence number. */
+llmr_status llmr__ledger_append(llmr_ledger *l, const llmr__ledger_rec *rec,
+                                llmr__reservation *res, int64_t *n_out,
+                                char *err, size_t err_size);
+/* Whether a call refused by a budget moves on to the next slug. */
+int llmr__ledger_budget_fallback(const llmr_ledger *l);
+/* Whether any budget is set (reservations are needed). */
+int llmr__ledger_has_budgets(llmr_ledger *l);
+/* Parse a time for a query: "2026-11-24", "2026-11-24T10:00[:00[.123]]Z",
+ * "-7d", "-12h", "now", or digits (Unix ms). 0 on success. */
+int llmr__parse_time(const char *s, int64_t now_ms, int64_t *out);
+/* UTC milliseconds now. */
+int64_t llmr__wall_ms(void);
+/* 32 random lowercase hex digits and a NUL into out[33]. */
+void llmr__random_id(char out[33]);
 
 /* ---- JSON helpers ------------------------------------------------------- */
 

@@ -144,8 +144,10 @@ llmr_status llmr__emit(llmr_response *r, llmr_event *ev) {
   ev->provider = s->provider;
   ev->native_model = s->native_model;
   ev->response = r;
-  if (is_content(ev->type))
+  if (is_content(ev->type) && !s->content_started) {
     s->content_started = 1; /* set first: it reached the callback */
+    s->first_content_ms = llmr__now_ms();
+  }
   if (s->cb(ev, s->user) == 0)
     return LLMR_OK;
   /* after USAGE, DONE or ERROR there is nothing left to cancel */
@@ -394,6 +396,10 @@ static size_t request_chars(const llmr_request *req) {
 
 static int64_t tokens_of(size_t chars) { return (int64_t)((chars + 3) / 4); }
 
+int64_t llmr__request_prompt_estimate(const llmr_request *req) {
+  return tokens_of(request_chars(req));
+}
+
 void llmr__response_estimate_usage(llmr_response *r,
                                    const llmr_request *req) {
   size_t i, out = 0;
@@ -634,6 +640,20 @@ LLMR_API const char *llmr_response_attempt_error(const llmr_response *r,
   const llmr__attempt *a = attempt(r, i);
   return a ? a->error : NULL;
 }
+LLMR_API const char *llmr_response_request_id(const llmr_response *r) {
+  return r ? r->request_id : NULL;
+}
+
+LLMR_API int64_t llmr_response_cost_nanousd(const llmr_response *r) {
+  return r ? r->cost_nanousd : -1;
+}
+
+LLMR_API int64_t llmr_response_attempt_cost_nanousd(const llmr_response *r,
+                                                    size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->cost_nanousd : -1;
+}
+
 LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *r,
                                                   size_t i) {
   const llmr__attempt *a = attempt(r, i);
@@ -669,10 +689,14 @@ static cJSON *trace_to_cjson(const llmr_response *r) {
         !cJSON_AddStringToObject(ja, "status", llmr_status_name(a->status)) ||
         !cJSON_AddBoolToObject(ja, "retryable", a->retryable) ||
         !cJSON_AddNumberToObject(ja, "duration_ms",
-                                 round(a->duration_ms * 1000.0) / 1000.0))
+                                 round(a->duration_ms * 1000.0) / 1000.0) ||
+        !add_int_or_null(ja, "cost_nanousd", a->cost_nanousd))
       goto oom;
   }
   if (r->usage_estimated && !cJSON_AddTrueToObject(lr, "usage_estimated"))
+    goto oom;
+  if (!cJSON_AddStringToObject(lr, "request_id", r->request_id) ||
+      !add_int_or_null(lr, "cost_nanousd", r->cost_nanousd))
     goto oom;
   if (r->n_warnings) {
     cJSON *w = cJSON_AddArrayToObject(lr, "warnings");

@@ -21,6 +21,8 @@ struct llmr_router {
   llmr__transport *transport;
   llmr__catalog catalog;
   int use_env;
+  llmr_ledger *ledger;     /* borrowed, or own_ledger */
+  llmr_ledger *own_ledger; /* opened from the config key "ledger" */
 };
 
 static llmr_provider **find_slot(llmr_router *r, const char *name,
@@ -59,7 +61,50 @@ LLMR_API void llmr_router_free(llmr_router *r) {
   llmr__free(r->providers);
   llmr__transport_free(r->transport);
   llmr__catalog_free(&r->catalog);
+  llmr_ledger_close(r->own_ledger);
   llmr__free(r);
+}
+
+LLMR_API llmr_status llmr_router_set_ledger(llmr_router *r, llmr_ledger *l) {
+  if (!r)
+    return LLMR_E_INVAL;
+  if (r->own_ledger && r->own_ledger != l) {
+    llmr_ledger_close(r->own_ledger);
+    r->own_ledger = NULL;
+  }
+  r->ledger = l;
+  return LLMR_OK;
+}
+
+/* Config key "ledger": a path, or {"path": ..., ledger options...}. */
+static llmr_status open_config_ledger(llmr_router *r, const cJSON *v,
+                                      char *errbuf, size_t errsize) {
+  cJSON *opts = NULL;
+  char *opts_json = NULL;
+  const char *path = NULL;
+  llmr_status st;
+  if (cJSON_IsString(v)) {
+    path = v->valuestring;
+  } else if (cJSON_IsObject(v) && llmr__json_str(v, "path")) {
+    path = llmr__json_str(v, "path");
+    if (!(opts = cJSON_Duplicate(v, 1)))
+      return LLMR_E_NOMEM;
+    cJSON_DeleteItemFromObjectCaseSensitive(opts, "path");
+    if (!(opts_json = cJSON_PrintUnformatted(opts))) {
+      cJSON_Delete(opts);
+      return LLMR_E_NOMEM;
+    }
+  } else {
+    llmr__errf(errbuf, errsize,
+               "config.ledger: expected a path or an object with \"path\"");
+    return LLMR_E_INVAL;
+  }
+  st = llmr_ledger_open_ex(path, opts_json, &r->own_ledger, errbuf, errsize);
+  cJSON_free(opts_json);
+  cJSON_Delete(opts);
+  if (st == LLMR_OK)
+    r->ledger = r->own_ledger;
+  return st;
 }
 
 #define CONF_ERR(...)                                                          \
@@ -84,7 +129,7 @@ static const char *const top_keys[] = {
     "use_env",         "connect_timeout_ms", "timeout_ms",
     "first_byte_timeout_ms", "idle_timeout_ms", "max_response_bytes",
     "ca_file",         "user_agent",         "providers",
-    "catalog",         NULL};
+    "catalog",         "ledger",             NULL};
 
 LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
                                         llmr_router **out, char *errbuf,
@@ -206,6 +251,9 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
         goto out;
     }
   }
+  if ((v = cJSON_GetObjectItemCaseSensitive(conf, "ledger")) &&
+      (st = open_config_ledger(r, v, errbuf, errsize)) != LLMR_OK)
+    goto out;
   if ((st = llmr__transport_new(&topts, &r->transport)) != LLMR_OK)
     goto out;
   st = LLMR_OK;
@@ -310,6 +358,9 @@ typedef struct call {
   const llmr_request *req;
   llmr_response *resp;
   llmr__sink *sink;
+  const char *const *models;
+  size_t n_models;
+  int recorded; /* attempts that left a ledger record */
 } call;
 
 static llmr_status set_error(llmr_response *resp, llmr_status st,
@@ -324,7 +375,8 @@ static llmr_status set_error(llmr_response *resp, llmr_status st,
  * is on resp; *pp may still be set (capability / key problems). */
 static llmr_status resolve(llmr_router *r, const char *slug,
                            const llmr_request *req, llmr_response *resp,
-                           llmr_provider **pp_out, const char **native_out) {
+                           llmr_provider **pp_out, const char **native_out,
+                           const llmr__model_info **info_out) {
   const llmr__model_info *info;
   const char *native, *missing;
   const char *slash = strchr(slug, '/');
@@ -334,6 +386,7 @@ static llmr_status resolve(llmr_router *r, const char *slug,
 
   *pp_out = NULL;
   *native_out = NULL;
+  *info_out = NULL;
   if (!slash || slash == slug || !slash[1])
     return set_error(resp, LLMR_E_NO_PROVIDER,
                      "model slug must look like provider/model-id", 0);
@@ -363,6 +416,10 @@ static llmr_status resolve(llmr_router *r, const char *slug,
   p = *pp;
   *pp_out = p;
   *native_out = native;
+  /* prices: the slug's entry, or the entry of the same provider model
+   * ("openai/gpt-4o-2024-08-06" priced as the catalog's entry for it) */
+  *info_out = info ? info : llmr__catalog_find_native(&r->catalog, p->name,
+                                                      native);
   if ((missing = llmr__capability_missing(info, req))) {
     snprintf(err, sizeof(err),
              "%s does not support %s (model catalog); skipped", slug,
@@ -607,6 +664,92 @@ static llmr_status emit_plain(llmr_response *resp, llmr_event_type type) {
   return llmr__emit(resp, &ev);
 }
 
+/* ---- the ledger: budgets before an attempt, a record after it ----------- */
+
+/* The most an attempt can cost: the prompt estimate at the input price and
+ * the output cap at the output price (max_tokens, else the catalog's
+ * max_output_tokens, else what the context window leaves, else 4096). */
+static int64_t worst_case(const llmr__model_info *info,
+                          const llmr_request *req) {
+  int64_t prompt = llmr__request_prompt_estimate(req), out = 4096;
+  if (!info)
+    return -1;
+  if (req->max_tokens > 0)
+    out = req->max_tokens;
+  else if (info->max_output_tokens > 0)
+    out = info->max_output_tokens;
+  else if (info->context_window > prompt)
+    out = info->context_window - prompt;
+  if (req->reasoning_budget > out)
+    out = req->reasoning_budget;
+  return llmr__worst_case_nanousd(info, prompt, out);
+}
+
+/* Reserve the attempt's worst case; LLMR_E_BUDGET (on resp) when a budget
+ * has no room for it. */
+static llmr_status reserve(call *c, const char *slug,
+                           const llmr__model_info *info,
+                           llmr__reservation *res) {
+  char why[LLMR_ERRBUF_SIZE];
+  llmr_status st;
+  if (!c->r->ledger || !llmr__ledger_has_budgets(c->r->ledger))
+    return LLMR_OK;
+  st = llmr__ledger_reserve(c->r->ledger, c->req->app,
+                            worst_case(info, c->req), res, why, sizeof(why));
+  if (st == LLMR_E_BUDGET) {
+    char msg[LLMR_ERRBUF_SIZE + 80];
+    snprintf(msg, sizeof(msg), "%s refused before sending: %s", slug, why);
+    return set_error(c->resp, st, msg, 0);
+  }
+  return st;
+}
+
+/* Price an attempt that reached its provider, add it to the call's cost
+ * and leave its ledger record (settling the reservation). */
+static void settle(call *c, llmr__attempt *a, const char *native,
+                   const llmr__model_info *info, int64_t t_wall,
+                   double ttft_ms, llmr__reservation *res) {
+  llmr_response *resp = c->resp;
+  llmr__ledger_rec rec;
+  char err[LLMR_ERRBUF_SIZE];
+  memset(&rec, 0, sizeof(rec));
+  rec.usage.prompt = resp->tokens[LLMR_TOKENS_PROMPT];
+  rec.usage.completion = resp->tokens[LLMR_TOKENS_COMPLETION];
+  rec.usage.cached = resp->tokens[LLMR_TOKENS_CACHED];
+  rec.usage.cache_write = resp->tokens[LLMR_TOKENS_CACHE_WRITE];
+  rec.usage.reasoning = resp->tokens[LLMR_TOKENS_REASONING];
+  a->cost_nanousd = llmr__cost_nanousd(info, &rec.usage, a->status == LLMR_OK);
+  if (a->cost_nanousd < 0 || resp->cost_nanousd < 0)
+    resp->cost_nanousd = -1;
+  else
+    resp->cost_nanousd += a->cost_nanousd;
+  if (!c->r->ledger)
+    return;
+  rec.t_ms = t_wall;
+  rec.id = resp->request_id;
+  rec.app = c->req->app;
+  rec.user = c->req->user;
+  rec.asked = c->models;
+  rec.n_asked = c->n_models;
+  rec.model = a->model;
+  rec.provider = a->provider;
+  rec.native = native;
+  rec.attempt = ++c->recorded;
+  rec.stream = c->sink != NULL;
+  rec.status = a->status;
+  rec.http_status = a->http_status;
+  rec.estimated = resp->usage_estimated;
+  rec.cost_nanousd = a->cost_nanousd;
+  rec.latency_ms = a->duration_ms;
+  rec.ttft_ms = ttft_ms;
+  if (llmr__ledger_append(c->r->ledger, &rec, res, NULL, err, sizeof(err)) !=
+      LLMR_OK) {
+    char w[LLMR_ERRBUF_SIZE + 16];
+    snprintf(w, sizeof(w), "ledger: %s", err);
+    llmr_response_add_warning(resp, w);
+  }
+}
+
 /*
  * The attempt loop shared by llmr_complete() and llmr_stream(): each slug
  * once, in order, moving on by should_fall_back(). A streaming call also
@@ -625,12 +768,16 @@ static llmr_status run_call(call *c, const char *const *models,
     llmr__attempt a;
     llmr_provider *p = NULL;
     const char *native = NULL;
-    double t0 = llmr__now_ms();
+    const llmr__model_info *info = NULL;
+    llmr__reservation res = {0, NULL};
+    double t0 = llmr__now_ms(), ttft_ms = -1;
+    int64_t t_wall = llmr__wall_ms();
+    int sent = 0;
     memset(&a, 0, sizeof(a));
     /* borrowed; copied by add_attempt */
     a.model = (char *)(models[i] ? models[i] : "");
     llmr__response_reset_attempt(resp);
-    st = resolve(c->r, a.model, c->req, resp, &p, &native);
+    st = resolve(c->r, a.model, c->req, resp, &p, &native, &info);
     a.provider = p ? p->name : NULL;
     if (sink) {
       llmr_event ev;
@@ -642,21 +789,37 @@ static llmr_status run_call(call *c, const char *const *models,
       if (llmr__emit(resp, &ev) != LLMR_OK)
         st = LLMR_E_ABORTED;
     }
+    /* budgets: the worst case must fit before a byte is sent */
     if (st == LLMR_OK)
+      st = reserve(c, a.model, info, &res);
+    if (st == LLMR_OK) {
+      sent = 1;
       st = exchange(c, p, native);
+    }
     if (sink && sink->cancelled) /* even if an adapter ignored it */
       st = LLMR_E_ABORTED;
     if (st == LLMR_OK)
       st = llmr__response_finish_calls(resp);
     /* usage for the ledger: estimated when the provider gave none, for an
-     * answer and for the partial output of a stream that broke off */
-    if (st == LLMR_OK || llmr__response_has_content(resp))
+     * answer, for the partial output of a stream that broke off, and for
+     * the prompt of any 2xx reply (the provider took it) */
+    if (st == LLMR_OK || llmr__response_has_content(resp) ||
+        (resp->http_status >= 200 && resp->http_status < 300))
       llmr__response_estimate_usage(resp, c->req);
+    if (sink && sink->content_started && sink->first_content_ms >= t0)
+      ttft_ms = sink->first_content_ms - t0;
     a.status = st;
     a.duration_ms = llmr__now_ms() - t0;
     a.http_status = resp->http_status;
     a.retryable = st != LLMR_OK && resp->retryable;
     a.error = st != LLMR_OK ? resp->error : NULL;
+    /* an attempt that reached its provider (an HTTP reply came) costs
+     * what its usage says and leaves a record; any other gives its
+     * reservation back */
+    if (sent && resp->http_status > 0)
+      settle(c, &a, native, info, t_wall, ttft_ms, &res);
+    else
+      llmr__ledger_release(c->r->ledger, &res);
     if (llmr__response_add_attempt(resp, &a) != LLMR_OK) {
       st = LLMR_E_NOMEM;
       break;
@@ -677,7 +840,8 @@ static llmr_status run_call(call *c, const char *const *models,
         st = LLMR_E_NOMEM;
       break;
     }
-    if (!should_fall_back(st))
+    if (!should_fall_back(st) ||
+        (st == LLMR_E_BUDGET && !llmr__ledger_budget_fallback(c->r->ledger)))
       break;
     if (i + 1 == n_models) {
       all_tried = 1;
@@ -726,6 +890,7 @@ static llmr_status start_call(llmr_router *r, const char *const *models,
   if (!(resp = llmr__response_new()))
     return LLMR_E_NOMEM;
   *out = resp;
+  llmr__random_id(resp->request_id);
   if (!r || !req || !models || n_models == 0 || req->n_messages == 0) {
     llmr_response_set_error(resp, LLMR_E_INVAL, NULL,
                             !req || req->n_messages == 0
@@ -744,10 +909,13 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
   llmr_status st = start_call(r, models, n_models, req, out);
   if (st != LLMR_OK)
     return st;
+  memset(&c, 0, sizeof(c));
   c.r = r;
   c.req = req;
   c.resp = *out;
   c.sink = NULL;
+  c.models = models;
+  c.n_models = n_models;
   return run_call(&c, models, n_models);
 }
 
@@ -761,8 +929,11 @@ LLMR_API llmr_status llmr_stream(llmr_router *r, const char *const *models,
   if (st != LLMR_OK)
     return st;
   memset(&sink, 0, sizeof(sink));
+  memset(&c, 0, sizeof(c));
   sink.cb = cb;
   sink.user = user;
+  c.models = models;
+  c.n_models = n_models;
   c.r = r;
   c.req = req;
   c.resp = *out;

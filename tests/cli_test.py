@@ -56,6 +56,129 @@ def run(port, args, stdin=None, env_extra=None):
     return p
 
 
+def ledger_checks(port):
+    """--ledger/--app on calls, then llmroute ledger report|verify."""
+    import csv
+    import io
+    import shutil
+    import tempfile
+    import time
+    import xml.etree.ElementTree as ET
+    tmp = tempfile.mkdtemp(prefix="llmr-cli-ledger-")
+    try:
+        led = os.path.join(tmp, "spend.jsonl")
+        control(port, "/_emu/script", {"model": "gpt-4o-mini", "default": {
+            "kind": "ok", "usage": {"prompt_tokens": 1000, "completion_tokens": 500,
+                                    "total_tokens": 1500,
+                                    "prompt_tokens_details": {"cached_tokens": 400}}}})
+        for _ in range(2):
+            p = run(port, ["--trace", "--ledger", led, "--app", "demo", "--user", "u1",
+                           "-m", "openai/gpt-down,openai/gpt-4o-mini", "hi"])
+            check("ledger call", p.returncode == 0, p.stderr)
+            # 600 x $0.15 + 400 x $0.075 + 500 x $0.60 per Mtok
+            check("trace cost", "cost: $0.000420000" in p.stderr, p.stderr)
+            check("trace request id", "request id: " in p.stderr, p.stderr)
+        p = run(port, ["--stream", "--ledger", led, "--app", "other",
+                       "-m", "openai/gpt-4o", "story"])
+        check("ledger stream call", p.returncode == 0, p.stderr)
+        lines = open(led).read().splitlines()
+        recs = [json.loads(l) for l in lines]
+        check("ledger records", len(recs) == 5, len(recs))
+        check("ledger mode 0600", (os.stat(led).st_mode & 0o777) == 0o600)
+        check("ledger ids shared per call", recs[0]["id"] == recs[1]["id"]
+              and recs[1]["id"] != recs[2]["id"])
+        check("ledger fields", recs[1]["app"] == "demo" and recs[1]["user"] == "u1"
+              and recs[1]["cost_nanousd"] == 420000 and recs[0]["status"] == "LLMR_E_OVERLOADED"
+              and recs[4]["stream"] is True, recs[1])
+        check("ledger no secret, no prompt", SECRET not in open(led).read()
+              and "story" not in open(led).read())
+
+        p = run(port, ["ledger", "verify", led])
+        check("verify ok", p.returncode == 0 and "5 records, chain intact" in p.stdout,
+              p.stdout + p.stderr)
+        p = run(port, ["ledger", "verify", "--json", led])
+        check("verify json", p.returncode == 0 and json.loads(p.stdout)["ok"] is True)
+
+        # the table: aligned, a TOTAL row, most expensive first
+        p = run(port, ["ledger", "report", led])
+        out = p.stdout.splitlines()
+        check("report exit", p.returncode == 0, p.stderr)
+        check("report header", out and out[0].split()[:4] == ["model", "attempts", "calls", "errors"],
+              out[:1])
+        check("report aligned", len(set(len(l) for l in out)) == 1, out)
+        check("report total", out[-1].startswith("TOTAL") and out[-1].split()[1] == "5"
+              and out[-1].split()[-1] == "0.000872500", out[-1:])
+        check("report order", out[1].startswith("openai/gpt-4o-mini")
+              and out[2].startswith("openai/gpt-4o "), out)
+        # CSV by app sums to the total
+        p = run(port, ["ledger", "report", "--ledger", led, "--by", "app", "--csv"])
+        rows = list(csv.DictReader(io.StringIO(p.stdout)))
+        check("csv rows", [r["app"] for r in rows] == ["demo", "other", "TOTAL"], rows)
+        check("csv exact sums", sum(int(r["cost_nanousd"]) for r in rows[:-1])
+              == int(rows[-1]["cost_nanousd"]) == 872500, rows)
+        # JSON, by day, time filters
+        p = run(port, ["ledger", "report", led, "--by", "day", "--json"])
+        doc = json.loads(p.stdout)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        check("json by day", doc["total"]["records"] == 5
+              and [g["key"] for g in doc["groups"]] == [today], doc["groups"])
+        p = run(port, ["ledger", "report", led, "--since", "2999-01-01", "--json"])
+        check("since in the future", json.loads(p.stdout)["total"]["records"] == 0, p.stdout)
+        p = run(port, ["ledger", "report", led, "--since", "-1d", "--app", "other", "--json"])
+        check("since -1d, app filter", json.loads(p.stdout)["total"]["records"] == 1, p.stdout)
+        # the HTML page: one file, an SVG chart, nothing fetched
+        page = os.path.join(tmp, "spend.html")
+        p = run(port, ["ledger", "report", led, "--html", page])
+        check("html exit", p.returncode == 0 and os.path.exists(page), p.stderr)
+        html = open(page).read() if os.path.exists(page) else ""
+        low = html.lower()
+        check("html self-contained", "<svg" in low and "<script" not in low
+              and "src=" not in low and "href=" not in low and "@import" not in low
+              and "url(" not in low)
+        svg = html[html.find("<svg"):html.find("</svg>") + 6]
+        try:
+            root = ET.fromstring(svg)
+            bars = [e for e in root.iter() if e.tag.endswith("rect")]
+            check("html chart bars", len(bars) >= 2, len(bars))
+        except ET.ParseError as e:
+            check("html svg well-formed", False, repr(e))
+        check("html models", "openai/gpt-4o-mini" in html and "0.000872500" in html)
+
+        # a record edited by hand: verify says where
+        bad = os.path.join(tmp, "edited.jsonl")
+        with open(bad, "w") as f:
+            f.write("\n".join(lines[:1] + [lines[1].replace('"prompt":1000', '"prompt":10')]
+                              + lines[2:]) + "\n")
+        p = run(port, ["ledger", "verify", bad])
+        check("verify edited", p.returncode == 1 and "line 2" in p.stdout
+              and "1 problem" in p.stdout, p.stdout)
+        # not a ledger: a clear error, the file untouched, nothing sent
+        junk = os.path.join(tmp, "junk.bin")
+        with open(junk, "wb") as f:
+            f.write(bytes(range(256)) * 4)
+        before = open(junk, "rb").read()
+        p = run(port, ["ledger", "report", junk])
+        check("report junk", p.returncode == 1 and "not a ledger record" in p.stderr, p.stderr)
+        sent = control(port, "/_emu/stats")["requests"]
+        p = run(port, ["--ledger", junk, "-m", "openai/gpt-4o-mini", "hi"])
+        check("call with junk ledger", p.returncode == 1 and "ledger" in p.stderr, p.stderr)
+        check("junk ledger sent nothing", control(port, "/_emu/stats")["requests"] == sent)
+        check("junk untouched", open(junk, "rb").read() == before)
+        # usage errors
+        for args, why in ((["ledger"], "no command"), (["ledger", "frob"], "bad command"),
+                          (["ledger", "report"], "no file"),
+                          (["ledger", "report", led, "--by", "colour"], "bad --by"),
+                          (["ledger", "report", led, "--since", "yesterday"], "bad time"),
+                          (["ledger", "report", led, "--json", "--csv"], "json and csv"),
+                          (["ledger", "verify"], "verify no file")):
+            p = run(port, args)
+            check("ledger usage " + why, p.returncode == 2, (p.returncode, p.stderr))
+        p = run(port, ["ledger", "report", os.path.join(tmp, "missing.jsonl")])
+        check("report missing file", p.returncode == 1 and "No such file" in p.stderr, p.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     emu = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/mock/emulator.py"),
                             "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True)
@@ -255,6 +378,8 @@ def main():
         check("usage errors sent nothing", control(port, "/_emu/stats")["requests"] == before)
         p = run(port, ["--help"])
         check("help", p.returncode == 0 and "usage:" in p.stdout)
+
+        ledger_checks(port)
     finally:
         emu.terminate()
         emu.wait(10)

@@ -25,9 +25,9 @@ done
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 cflags=$(pkg-config --cflags llmroute)
 libs=$(pkg-config --libs llmroute)
-# libllmroute.a with the shared libcurl/cJSON (Debian ships no static
-# libcurl dependency chain, so `pkg-config --static` cannot link here)
-static_libs="$(pkg-config --libs-only-other --libs libcurl libcjson) -lpthread -lm"
+# libllmroute.a with the shared libcurl/cJSON/mbedcrypto (Debian ships no
+# static libcurl dependency chain, so `pkg-config --static` cannot link here)
+static_libs="$(pkg-config --libs-only-other --libs libcurl libcjson) -lmbedcrypto -lpthread -lm"
 echo "pkg-config: $cflags $libs"
 cc $cflags examples/sync.c -o "$tmp/sync" $libs
 cc $cflags examples/sync.c -o "$tmp/sync-static" "$prefix/lib/libllmroute.a" $static_libs

@@ -259,6 +259,7 @@ static void strip_volatile(cJSON *j) {
   cJSON *lr = cJSON_GetObjectItem(j, "llmroute"), *a, *c;
   cJSON_DeleteItemFromObject(j, "id");
   cJSON_DeleteItemFromObject(j, "created");
+  cJSON_DeleteItemFromObject(lr, "request_id"); /* one per call */
   cJSON_ArrayForEach(a, cJSON_GetObjectItem(lr, "attempts"))
       cJSON_DeleteItemFromObject(a, "duration_ms");
   cJSON_ArrayForEach(
