@@ -198,7 +198,8 @@ clean: clean-fuzz
 
 # ---- benchmarks (bench/README.md); never part of the tests ----------------
 
-BENCH_BINS := $(B)/bench/bench_decode $(B)/bench/bench_ttft $(B)/bench/bench_server
+BENCH_BINS := $(B)/bench/bench_decode $(B)/bench/bench_ttft $(B)/bench/bench_server \
+              $(B)/bench/bench_failover
 
 bench-build: $(BENCH_BINS)
 
@@ -212,12 +213,31 @@ $(B)/bench/bench_ttft: bench/ttft.c bench/bench.h $(STATIC)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
 
+$(B)/bench/bench_failover: bench/failover.c bench/bench.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
 $(B)/bench/bench_server: bench/server.c
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(LDFLAGS_SAN) -lpthread
 
-# decode throughput + TTFT; writes bench/RESULTS.md (under a minute)
+# non-streaming overhead, memory, peers, profile (bench/README.md)
+BENCH_BINS += $(B)/bench/bench_upstream $(B)/bench/bench_overhead
+bench-build: $(B)/bench/bench_upstream $(B)/bench/bench_overhead
+
+$(B)/bench/bench_upstream: bench/upstream.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(LDFLAGS_SAN) -lpthread
+
+$(B)/bench/bench_overhead: bench/overhead.c bench/bench.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $< -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
+
+# decode throughput + TTFT + failover; writes bench/RESULTS.md (about a minute)
 bench: deps
 	@$(MAKE) --no-print-directory bench-build
 	@B=$(B) sh bench/run.sh full bench/RESULTS.md
@@ -226,6 +246,20 @@ bench: deps
 bench-smoke: deps
 	@$(MAKE) --no-print-directory bench-build
 	@B=$(B) sh bench/run.sh smoke
+
+# the Portkey gateway and the OpenAI Node SDK beside llmr_complete (npm
+# packages installed into $(B)/peers); prints Markdown. `make bench` runs it
+# too when node and npm are there.
+.PHONY: bench-peers bench-profile
+bench-peers: deps
+	@$(MAKE) --no-print-directory bench-build
+	@B=$(B) sh bench/peers.sh
+
+# callgrind over 2,000 llmr_complete and 2,000 raw libcurl calls; writes
+# $(B)/bench/profile.md (bench/PROFILE.md is the reading of it)
+bench-profile: deps
+	@$(MAKE) --no-print-directory bench-build
+	@B=$(B) sh bench/profile.sh
 
 # the ledger: append, query, verify rates and memory over 1,000,000 records
 # (LEDGER_BENCH_ARGS="--records N --dir DIR"); prints a Markdown table

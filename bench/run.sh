@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the benchmarks built by `make bench-build` (bench/README.md).
-#   B=build sh bench/run.sh full OUT.md   # bench/RESULTS.md, under a minute
+#   B=build sh bench/run.sh full OUT.md   # bench/RESULTS.md, a few minutes
 #   B=build sh bench/run.sh smoke         # a few seconds, prints only
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,6 +14,18 @@ if [ "$mode" = smoke ]; then
   echo "== bench-smoke: bench_ttft"
   "$B/bench/bench_ttft" --server "$B/bench/bench_server" --rounds 10 \
     --warmup 2 --events 3 --interval-ms 2
+  echo "== bench-smoke: bench_failover"
+  "$B/bench/bench_failover" --server "$B/bench/bench_server" --rounds 5 \
+    --warmup 1
+  echo "== bench-smoke: bench_overhead (non-streaming overhead)"
+  "$B/bench/bench_overhead" --upstream "$B/bench/bench_upstream" \
+    --threads 1,4 --rounds 1 --seconds 0.2 --warmup-s 0.05 --capacity-conns 8
+  echo "== bench-smoke: bench_overhead memory"
+  "$B/bench/bench_overhead" memory --upstream "$B/bench/bench_upstream" \
+    --runs 1 --threads 4 --calls 1000,5000
+  echo "== bench-smoke: bench_overhead profile (the workload, no valgrind)"
+  "$B/bench/bench_overhead" profile --upstream "$B/bench/bench_upstream" \
+    --calls 50
   echo "bench-smoke: ok"
   exit 0
 fi
@@ -33,7 +45,7 @@ dirty=$(git status --porcelain -- src include 2>/dev/null | head -n 1)
 [ -n "$dirty" ] && rev="$rev + uncommitted changes in src/ or include/"
 
 {
-  echo "# Streaming benchmarks"
+  echo "# Benchmarks"
   echo
   echo "Written by \`make bench\` ($(date -u '+%Y-%m-%d %H:%M UTC')); see"
   echo "bench/README.md for what each number means. Numbers from one machine;"
@@ -63,5 +75,59 @@ $DECODE | tee -a "$tmp"
 } >> "$tmp"
 echo "== bench_ttft"
 $TTFT | tee -a "$tmp"
+FAILOVER="$B/bench/bench_failover --server $B/bench/bench_server --rounds 300 --warmup 20"
+{
+  echo
+  echo "## Failover: what a failing first slug adds to time to first token"
+  echo
+  echo "\`$FAILOVER\`"
+  echo
+} >> "$tmp"
+echo "== bench_failover"
+$FAILOVER | tee -a "$tmp"
+OVERHEAD="$B/bench/bench_overhead --upstream $B/bench/bench_upstream --threads 1,4,16 --rounds 5 --seconds 1 --warmup-s 0.3"
+MEMORY="$B/bench/bench_overhead memory --upstream $B/bench/bench_upstream --runs 5 --threads 16 --calls 10000,100000"
+{
+  echo
+  echo "## Non-streaming: what llmr_complete adds per call over raw libcurl"
+  echo
+  echo "\`$OVERHEAD\`"
+  echo
+} >> "$tmp"
+echo "== bench_overhead"
+$OVERHEAD | tee -a "$tmp"
+{
+  echo
+  echo "## Memory"
+  echo
+  echo "\`$MEMORY\`"
+  echo
+} >> "$tmp"
+echo "== bench_overhead memory"
+$MEMORY | tee -a "$tmp"
+{
+  echo
+  echo "Library sizes (\`-O2 -g\` build; stripped copies made with"
+  echo "\`strip --strip-all\` for the shared library and \`strip --strip-debug\`"
+  echo "for the archive, which must keep its symbol table):"
+  echo
+  echo "| file | as built | stripped |"
+  echo "| --- | ---: | ---: |"
+  for f in "$B"/libllmroute.so.*.*.* "$B/libllmroute.a"; do
+    case $f in *.a) how=--strip-debug ;; *) how=--strip-all ;; esac
+    strip $how -o "$B/bench/stripped.tmp" "$f"
+    echo "| $(basename "$f") | $(wc -c < "$f") B | **$(wc -c < "$B/bench/stripped.tmp") B** |"
+    rm -f "$B/bench/stripped.tmp"
+  done
+  echo
+} | tee -a "$tmp"
+{
+  echo "## Peers: Portkey gateway and the OpenAI Node SDK"
+  echo
+  echo "\`B=$B sh bench/peers.sh 5 1\` (\`make bench-peers\`)"
+  echo
+} >> "$tmp"
+echo "== bench-peers"
+B=$B sh bench/peers.sh 5 1 | tee -a "$tmp" || true
 mv "$tmp" "$out"
 echo "bench: wrote $out"

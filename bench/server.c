@@ -9,6 +9,10 @@
  * finish chunk, [DONE] and the terminating chunk. Each event is one HTTP
  * chunk and one send() (TCP_NODELAY). One thread per connection.
  *
+ * A request whose path contains "/fail503/" gets OpenAI's 503 "overloaded"
+ * error instead (JSON with Content-Length, keep-alive): the failing first
+ * slug of bench_failover.
+ *
  *   bench_server [--events N] [--interval-ms MS]
  *
  * Binds 127.0.0.1 on a free port and prints "PORT <n>" on stdout. Exits on
@@ -87,8 +91,10 @@ static void sleep_until(const struct timespec *t0, long ms) {
     ;
 }
 
-/* Read one request (headers + Content-Length body). 0, or -1 at EOF. */
-static int read_request(int fd, char *buf, size_t cap, size_t *have) {
+/* Read one request (headers + Content-Length body). 0, or -1 at EOF.
+ * *fail is set when the request path contains "/fail503/". */
+static int read_request(int fd, char *buf, size_t cap, size_t *have,
+                        int *fail) {
   char *end;
   size_t hlen, body = 0;
   const char *cl;
@@ -107,6 +113,10 @@ static int read_request(int fd, char *buf, size_t cap, size_t *have) {
     *have += (size_t)r;
   }
   hlen = (size_t)(end - buf) + 4;
+  {
+    const char *eol = strstr(buf, "\r\n"), *f = strstr(buf, "/fail503/");
+    *fail = f && eol && f < eol;
+  }
   cl = strcasestr(buf, "\r\ncontent-length:");
   if (cl && cl < end)
     body = (size_t)strtoul(cl + 17, NULL, 10);
@@ -133,12 +143,27 @@ static void *serve(void *arg) {
                              "Content-Type: text/event-stream; charset=utf-8\r\n"
                              "Cache-Control: no-cache\r\n"
                              "Transfer-Encoding: chunked\r\n\r\n";
+  static const char err503[] =
+      "{\n  \"error\": {\n    \"message\": \"The server is overloaded or not "
+      "ready yet.\",\n    \"type\": \"server_error\",\n    \"param\": null,\n"
+      "    \"code\": null\n  }\n}\n";
   char in[65536], out[8192];
   size_t have = 0, n;
   struct timespec t0;
+  int fail = 0;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  while (read_request(fd, in, sizeof(in), &have) == 0) {
+  while (read_request(fd, in, sizeof(in), &have, &fail) == 0) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (fail) {
+      int m = snprintf(out, sizeof(out),
+                       "HTTP/1.1 503 Service Unavailable\r\n"
+                       "Content-Type: application/json\r\n"
+                       "Content-Length: %zu\r\n\r\n%s",
+                       sizeof(err503) - 1, err503);
+      if (m < 0 || send_all(fd, out, (size_t)m) != 0)
+        goto done;
+      continue;
+    }
     memcpy(out, head, sizeof(head) - 1);
     n = sizeof(head) - 1;
     n += text_event(out + n, sizeof(out) - n, 0);

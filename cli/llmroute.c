@@ -4,7 +4,9 @@
  *   llmroute -m SLUG[,SLUG...] [--system TEXT] [--max-tokens N]
  *            [--temperature T] [--stream] [--json] [--trace] PROMPT|-
  *   llmroute --request FILE|- [-m SLUG[,SLUG...]] [--stream] [--json]
- *   (both take --ledger FILE --app TAG to record what the call spent)
+ *   (both take --ledger FILE --app TAG to record what the call spent, and
+ *   --config FILE, --policy JSON, --retries N, --deadline-ms N,
+ *   --hedge-ms N for the fallback policy)
  *   llmroute ledger report|verify ...        (cli/ledger_cmd.c)
  *
  * Keys come from the environment only (OPENAI_API_KEY, ...) and are never
@@ -41,6 +43,14 @@ static void usage(FILE *f) {
       "      --ledger FILE      record every attempt in the ledger FILE\n"
       "      --app TAG          the app tag of the call (ledger and reports)\n"
       "      --user TAG         the user tag (also sent as OpenAI's user)\n"
+      "      --config FILE      a router config JSON (llmr_router_new(3)): providers,\n"
+      "                         timeouts, \"policy\", \"groups\", ...\n"
+      "      --policy JSON      this call's fallback policy (llmroute-errors(3)),\n"
+      "                         e.g. '{\"retries\":2,\"fallback_on\":{\"bad_request\":true}}'\n"
+      "      --retries N        retries of one slug before moving on (policy retries)\n"
+      "      --deadline-ms N    a deadline for the whole call (policy deadline_ms)\n"
+      "      --hedge-ms N       start the next slug in parallel when the first has\n"
+      "                         sent no byte after N ms (policy hedge_ms)\n"
       "  -h, --help             this text;  -V, --version  the library version\n"
       "\n"
       "Keys: OPENAI_API_KEY, OPENROUTER_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ...\n"
@@ -121,21 +131,35 @@ static void print_cost(int64_t nano) {
             (long long)(nano % 1000000000));
 }
 
+/* One trace line: slug, HTTP status, outcome, flags, time, bytes, error. */
+static void trace_line(size_t i, const char *model, int http,
+                       const char *status, int skipped, int hedge,
+                       int retryable, double ms, double bytes,
+                       const char *err) {
+  fprintf(stderr, "  attempt %zu: %-40s ", i + 1, model ? model : "");
+  if (http)
+    fprintf(stderr, "HTTP %d ", http);
+  fprintf(stderr, "%s%s%s%s", err ? status : "ok", skipped ? " skipped" : "",
+          hedge ? " hedge" : "", err && retryable ? " retryable" : "");
+  if (skipped)
+    fprintf(stderr, "%s%s\n", err ? ": " : "", err ? err : "");
+  else
+    fprintf(stderr, " (%.1f ms, %.0f B)%s%s\n", ms, bytes, err ? ": " : "",
+            err ? err : "");
+}
+
 static void print_trace(const llmr_response *resp) {
   size_t i, n = llmr_response_attempt_count(resp);
-  for (i = 0; i < n; i++) {
-    const char *err = llmr_response_attempt_error(resp, i);
-    int http = llmr_response_attempt_http_status(resp, i);
-    fprintf(stderr, "  attempt %zu: %-40s ", i + 1,
-            llmr_response_attempt_model(resp, i));
-    if (http)
-      fprintf(stderr, "HTTP %d ", http);
-    fprintf(stderr, "%s (%.1f ms)%s%s\n",
-            err ? llmr_status_name(llmr_response_attempt_status(resp, i))
-                : "ok",
-            llmr_response_attempt_duration_ms(resp, i), err ? ": " : "",
-            err ? err : "");
-  }
+  for (i = 0; i < n; i++)
+    trace_line(i, llmr_response_attempt_model(resp, i),
+               llmr_response_attempt_http_status(resp, i),
+               llmr_status_name(llmr_response_attempt_status(resp, i)),
+               llmr_response_attempt_skipped(resp, i),
+               llmr_response_attempt_hedged(resp, i),
+               llmr_response_attempt_retryable(resp, i),
+               llmr_response_attempt_duration_ms(resp, i),
+               (double)llmr_response_attempt_bytes(resp, i),
+               llmr_response_attempt_error(resp, i));
   print_cost(llmr_response_cost_nanousd(resp));
   fprintf(stderr, "request id: %s\n", llmr_response_request_id(resp));
 }
@@ -154,16 +178,16 @@ static void print_trace_json(const char *final) {
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(a, "error");
     const cJSON *stat = cJSON_GetObjectItemCaseSensitive(a, "status");
     const cJSON *dur = cJSON_GetObjectItemCaseSensitive(a, "duration_ms");
-    fprintf(stderr, "  attempt %zu: %-40s ", ++i,
-            cJSON_IsString(am) ? am->valuestring : "");
-    if (cJSON_IsNumber(http))
-      fprintf(stderr, "HTTP %d ", http->valueint);
-    fprintf(stderr, "%s (%.1f ms)%s%s\n",
-            cJSON_IsString(err) && cJSON_IsString(stat) ? stat->valuestring
-                                                        : "ok",
-            cJSON_IsNumber(dur) ? dur->valuedouble : 0.0,
-            cJSON_IsString(err) ? ": " : "",
-            cJSON_IsString(err) ? err->valuestring : "");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(a, "bytes");
+    trace_line(i++, cJSON_IsString(am) ? am->valuestring : "",
+               cJSON_IsNumber(http) ? http->valueint : 0,
+               cJSON_IsString(stat) ? stat->valuestring : "?",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "skipped")),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "hedge")),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "retryable")),
+               cJSON_IsNumber(dur) ? dur->valuedouble : 0.0,
+               cJSON_IsNumber(bytes) ? bytes->valuedouble : 0.0,
+               cJSON_IsString(err) ? err->valuestring : NULL);
   }
   a = cJSON_GetObjectItemCaseSensitive(lr, "cost_nanousd");
   print_cost(cJSON_IsNumber(a) ? (int64_t)a->valuedouble : -1);
@@ -185,9 +209,17 @@ int main(int argc, char **argv) {
       {"ledger", required_argument, NULL, 'L'},
       {"app", required_argument, NULL, 'A'},
       {"user", required_argument, NULL, 'U'},
+      {"config", required_argument, NULL, 'C'},
+      {"policy", required_argument, NULL, 'P'},
+      {"retries", required_argument, NULL, 'R'},
+      {"deadline-ms", required_argument, NULL, 'D'},
+      {"hedge-ms", required_argument, NULL, 'H'},
       {NULL, 0, NULL, 0}};
   const char *system_msg = NULL, *request_path = NULL, *ledger_path = NULL;
-  const char *app = NULL, *user = NULL;
+  const char *app = NULL, *user = NULL, *config_path = NULL;
+  const char *policy_arg = NULL;
+  long retries = -1, deadline_ms = -1, hedge_ms = -1;
+  char *config = NULL;
   llmr_ledger *ledger = NULL;
   char *models_arg = NULL, *text = NULL, *body = NULL, *end;
   const char *slugs[MAX_SLUGS];
@@ -252,6 +284,31 @@ int main(int argc, char **argv) {
     case 'U':
       user = optarg;
       break;
+    case 'C':
+      config_path = optarg;
+      break;
+    case 'P':
+      policy_arg = optarg;
+      break;
+    case 'R':
+    case 'D':
+    case 'H': {
+      long n;
+      errno = 0;
+      n = strtol(optarg, &end, 10);
+      if (errno || *end || n < 0 || n > 2147483647L)
+        return fail_usage(c == 'R'   ? "--retries expects an integer >= 0"
+                          : c == 'D' ? "--deadline-ms expects an integer >= 0"
+                                     : "--hedge-ms expects an integer >= 0",
+                          optarg);
+      if (c == 'R')
+        retries = n;
+      else if (c == 'D')
+        deadline_ms = n;
+      else
+        hedge_ms = n;
+      break;
+    }
     default:
       usage(stderr);
       return 2;
@@ -317,6 +374,47 @@ int main(int argc, char **argv) {
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "user");
     cJSON_AddStringToObject(doc, "user", user);
   }
+  /* the call's policy: "llmroute": {"policy": ...} of the document, then
+   * --policy over it, then the single-key options */
+  if (policy_arg || retries >= 0 || deadline_ms >= 0 || hedge_ms >= 0) {
+    cJSON *lr = cJSON_GetObjectItemCaseSensitive(doc, "llmroute");
+    cJSON *pol, *k;
+    if (!cJSON_IsObject(lr)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(doc, "llmroute");
+      lr = cJSON_AddObjectToObject(doc, "llmroute");
+    }
+    pol = cJSON_GetObjectItemCaseSensitive(lr, "policy");
+    if (!cJSON_IsObject(pol)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(lr, "policy");
+      pol = cJSON_AddObjectToObject(lr, "policy");
+    }
+    if (policy_arg) {
+      cJSON *given = cJSON_Parse(policy_arg);
+      if (!cJSON_IsObject(given)) {
+        cJSON_Delete(given);
+        rc = fail_usage("--policy expects a JSON object", policy_arg);
+        goto out;
+      }
+      while ((k = given->child)) {
+        cJSON_DetachItemViaPointer(given, k);
+        cJSON_DeleteItemFromObjectCaseSensitive(pol, k->string);
+        cJSON_AddItemToObject(pol, k->string, k);
+      }
+      cJSON_Delete(given);
+    }
+    if (retries >= 0) {
+      cJSON_DeleteItemFromObjectCaseSensitive(pol, "retries");
+      cJSON_AddNumberToObject(pol, "retries", (double)retries);
+    }
+    if (deadline_ms >= 0) {
+      cJSON_DeleteItemFromObjectCaseSensitive(pol, "deadline_ms");
+      cJSON_AddNumberToObject(pol, "deadline_ms", (double)deadline_ms);
+    }
+    if (hedge_ms >= 0) {
+      cJSON_DeleteItemFromObjectCaseSensitive(pol, "hedge_ms");
+      cJSON_AddNumberToObject(pol, "hedge_ms", (double)hedge_ms);
+    }
+  }
 
   /* the slugs: -m overrides the document's model / models */
   if (models_arg) {
@@ -360,8 +458,14 @@ int main(int argc, char **argv) {
     rc = fail_usage("invalid request", st == LLMR_E_NOMEM ? "out of memory" : err);
     goto out;
   }
-  if ((st = llmr_router_new_ex(NULL, &router, err, sizeof(err))) != LLMR_OK) {
-    fprintf(stderr, "llmroute: %s\n", err);
+  if (config_path && !(config = read_path(config_path, &len))) {
+    rc = fail_usage("cannot read the config file", config_path);
+    goto out;
+  }
+  if ((st = llmr_router_new_ex(config, &router, err, sizeof(err))) !=
+      LLMR_OK) {
+    fprintf(stderr, "llmroute: %s%s%s\n", config_path ? config_path : "",
+            config_path ? ": " : "", err);
     rc = 1;
     goto out;
   }
@@ -454,5 +558,6 @@ out:
   llmr_router_free(router);
   llmr_ledger_close(ledger); /* after the router that borrowed it */
   cJSON_Delete(doc);
+  free(config);
   return rc;
 }

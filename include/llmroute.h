@@ -86,7 +86,8 @@ extern "C" {
   XX(E_BUDGET, -22, "the call would exceed a budget")                          \
   XX(E_PROVIDER, -23, "provider returned an error")                            \
   XX(E_IO, -24, "a file could not be read or written")                        \
-  XX(E_CORRUPT, -25, "the ledger file is damaged or was altered")
+  XX(E_CORRUPT, -25, "the ledger file is damaged or was altered")            \
+  XX(E_COOLDOWN, -26, "skipped: the model is cooling down after failures")
 
 typedef enum llmr_status {
 #define LLMR__STATUS_ENUM(name, val, desc) LLMR_##name = val,
@@ -143,8 +144,10 @@ LLMR_API void llmr_request_free(llmr_request *req);
  * tool_choice, response_format, temperature, top_p, max_tokens or
  * max_completion_tokens, stop, seed, user, reasoning_effort...).
  * `model`, `models`, `stream` and `stream_options` are accepted and ignored
- * here (the call decides them); other unknown fields are kept and passed
- * through unchanged to OpenAI-compatible providers.
+ * here (the call decides them); "llmroute": {"policy": {...}} is the
+ * library's own and sets the call's policy as llmr_request_set_policy()
+ * does (never sent); other unknown fields are kept and passed through
+ * unchanged to OpenAI-compatible providers.
  * On failure *out is NULL and, if errbuf is not NULL, errbuf receives a
  * NUL-terminated message naming the bad field, e.g.
  * "messages[1].role: expected one of system, developer, user, assistant, tool".
@@ -234,6 +237,18 @@ LLMR_API llmr_status llmr_request_add_image(llmr_request *req,
 /* Number of messages in the request. */
 LLMR_API size_t llmr_request_message_count(const llmr_request *req);
 
+/* Fallback policy for calls made with this request, over the router's
+ * (config key "policy"): a JSON object with the same keys, e.g.
+ * {"retries": 2, "deadline_ms": 8000, "hedge_ms": 400,
+ *  "fallback_on": {"bad_request": true, "rate_limited": "fallback"}}.
+ * Only "cooldown": true | false is allowed here (the circuit settings are
+ * the router's). NULL clears. LLMR_E_INVAL, leaving the request unchanged,
+ * for a document that does not parse or has an unknown key or value.
+ * llmr_request_from_json() reads the same object from "llmroute":
+ * {"policy": {...}}. See llmroute-errors(3) for the table. */
+LLMR_API llmr_status llmr_request_set_policy(llmr_request *req,
+                                             const char *policy_json);
+
 /* ---- router ------------------------------------------------------------- */
 
 /*
@@ -268,8 +283,16 @@ LLMR_API void llmr_router_free(llmr_router *r);
  * (404), finds the prompt too long, lacks a capability the request needs
  * (model catalog), or its provider is unknown or has no key. It stops at
  * errors the request itself caused (400/422, LLMR_E_INVAL), at a content
- * filter, at the response size cap and on out-of-memory. See
- * llmroute-errors(3).
+ * filter, at the response size cap and on out-of-memory. That is the
+ * default fallback policy (table in llmroute-errors(3)); the router config
+ * key "policy" and llmr_request_set_policy() change it per error class and
+ * add retries (backoff, Retry-After), a deadline, per-attempt limits and
+ * hedging. Slugs whose model or provider is cooling down after failures or
+ * a rate limit are skipped (LLMR_E_COOLDOWN in the trace); when all are,
+ * the call fails at once with LLMR_E_ALL_FAILED and
+ * llmr_response_retry_after() says when to try again. An entry of `models`
+ * may be "slug|slug" or a group of the config key "groups" (load balancing,
+ * llmr_router_new(3)).
  *
  * *out always receives a response object (unless out is NULL or memory ran
  * out), success or not, which the caller frees with llmr_response_free().
@@ -282,7 +305,8 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
 
 /*
  * JSON in, JSON out, for FFI callers: an OpenAI Chat Completions request
- * with `model` (a slug) or `models` (an array of slugs), and an OpenAI
+ * with `model` (a slug) or `models` (an array of slugs), optionally
+ * "llmroute": {"policy": {...}} (see llmr_request_set_policy()), and an OpenAI
  * chat.completion document back, with an extra "llmroute" object (provider,
  * native model, attempts). On failure the document is
  * {"error": {"message", "type", "code", "http_status", "retryable",
@@ -350,8 +374,9 @@ typedef struct llmr_event {
 } llmr_event;
 
 /* Called on the thread that called llmr_stream(), in order: ATTEMPT, then
- * content events, and USAGE + DONE, or FALLBACK and the next ATTEMPT, or
- * ERROR. Return 0 to go on; non-zero cancels the call (LLMR_E_ABORTED) and
+ * content events, and USAGE + DONE, or FALLBACK and the next ATTEMPT (the
+ * next slug, or the same one again when the policy retries it), or ERROR.
+ * A hedge that wins sends its own ATTEMPT before its first content. Return 0 to go on; non-zero cancels the call (LLMR_E_ABORTED) and
  * the callback is not called again. The return value of USAGE, DONE and
  * ERROR is ignored (nothing is left to cancel). The callback may call the
  * library (even start another call), but must not free ev->response. */
@@ -497,6 +522,23 @@ LLMR_API const char *llmr_response_attempt_error(const llmr_response *resp,
                                                  size_t i);
 LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *resp,
                                                   size_t i);
+/* Whether a later try of attempt i's slug could succeed (408, 409, 429,
+ * 5xx, connection failures, timeouts, or the provider's x-should-retry). */
+LLMR_API int llmr_response_attempt_retryable(const llmr_response *resp,
+                                             size_t i);
+/* Reply body bytes attempt i received (0 when none). */
+LLMR_API size_t llmr_response_attempt_bytes(const llmr_response *resp,
+                                            size_t i);
+/* 1 when attempt i sent nothing: its model was cooling down
+ * (LLMR_E_COOLDOWN), its provider refused the key earlier in the call,
+ * or it had no key, no provider, a missing capability or no budget (the
+ * attempt's status says which). Such an attempt leaves no ledger record. */
+LLMR_API int llmr_response_attempt_skipped(const llmr_response *resp,
+                                           size_t i);
+/* 1 when attempt i was a hedge: started in parallel with the attempt
+ * before it because that one had received no byte after hedge_ms. */
+LLMR_API int llmr_response_attempt_hedged(const llmr_response *resp,
+                                          size_t i);
 
 /* The response as an OpenAI chat.completion JSON document (or an error
  * document), as llmr_complete_json() returns it. Caller frees with

@@ -7,6 +7,11 @@
  * connections (what curl_easy_perform's hidden multi did before, see
  * docs/NOTES.md), and driving it ourselves lets a streaming transfer check
  * its first-byte and idle deadlines to the millisecond and stop at once.
+ *
+ * A hedged exchange (llmr__transport_race) runs two transfers on the first
+ * one's multi handle: the second starts when the first has received no
+ * byte after the hedge delay, the first 2xx reply to begin its body wins,
+ * and the other is removed mid-transfer (which closes its connection).
  */
 #include "internal.h"
 
@@ -114,6 +119,11 @@ void llmr__transport_free(llmr__transport *t) {
 
 /* ---- per-transfer callbacks --------------------------------------------- */
 
+/* Who won a hedged pair: -1 while undecided. */
+typedef struct race_state {
+  int winner;
+} race_state;
+
 typedef struct xfer {
   llmr_http_response *resp;
   CURL *h;
@@ -121,35 +131,54 @@ typedef struct xfer {
   size_t total; /* body bytes received */
   llmr__body_sink sink; /* NULL: buffer the whole body */
   void *user;
+  race_state *race; /* NULL outside a race */
+  int idx;          /* this transfer's index in the race */
   double start_ms;
-  double last_ms; /* when the last byte (header or body) arrived */
+  double last_ms;  /* when the last byte (header or body) arrived */
+  double first_ms; /* when the first one did; < 0: none yet */
   int got_body;
+  int got_any;
   int too_large;
   int oom;
   int sink_stop;
+  int lost; /* the other transfer of the race won */
 } xfer;
+
+static void note_byte(xfer *x) {
+  x->last_ms = llmr__now_ms();
+  if (x->first_ms < 0)
+    x->first_ms = x->last_ms;
+  x->got_any = 1;
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
   xfer *x = user;
   size_t n = size * nmemb;
-  x->last_ms = llmr__now_ms();
+  long code = 0;
+  note_byte(x);
   x->got_body = 1;
   if (n > x->cap - x->total) {
     x->too_large = 1;
     return 0; /* makes curl fail with CURLE_WRITE_ERROR */
   }
   x->total += n;
-  if (x->sink) {
-    long code = 0;
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
-    x->resp->status = code;
-    if (code >= 200 && code < 300) {
-      if (x->sink(x->user, x->resp, ptr, n) != 0) {
-        x->sink_stop = 1;
-        return 0;
-      }
-      return n;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+  x->resp->status = code;
+  if (x->race && code >= 200 && code < 300) {
+    /* the first 2xx body to begin wins the race; the other stops here */
+    if (x->race->winner < 0)
+      x->race->winner = x->idx;
+    else if (x->race->winner != x->idx) {
+      x->lost = 1;
+      return 0;
     }
+  }
+  if (x->sink && code >= 200 && code < 300) {
+    if (x->sink(x->user, x->resp, ptr, n) != 0) {
+      x->sink_stop = 1;
+      return 0;
+    }
+    return n;
   }
   if (llmr__buf_append(&x->resp->body, ptr, n) != 0) {
     x->oom = 1;
@@ -161,7 +190,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user) {
   xfer *x = user;
   size_t n = size * nmemb;
-  x->last_ms = llmr__now_ms();
+  note_byte(x);
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
     /* a new response (after 100 Continue, say): forget earlier headers */
     llmr_http_response *r = x->resp;
@@ -185,8 +214,6 @@ static CURL *handle_new(llmr__transport *t) {
     return NULL;
   curl_easy_setopt(h, CURLOPT_SHARE, t->share);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, t->timeout_ms);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -260,7 +287,7 @@ static llmr_status class_of(CURLcode rc, const xfer *x) {
   case CURLE_FILESIZE_EXCEEDED:
     return LLMR_E_TOO_LARGE;
   case CURLE_WRITE_ERROR:
-    if (x->sink_stop)
+    if (x->sink_stop || x->lost)
       return LLMR_E_ABORTED;
     return x->too_large ? LLMR_E_TOO_LARGE
                         : (x->oom ? LLMR_E_NOMEM : LLMR_E_TRANSPORT);
@@ -285,178 +312,357 @@ static llmr_status class_of(CURLcode rc, const xfer *x) {
 /* Which streaming deadline fired, if any. */
 enum { LIMIT_NONE, LIMIT_FIRST_BYTE, LIMIT_IDLE };
 
-/*
- * Drive one transfer on the slot's multi handle until it ends, a streaming
- * deadline passes, or a callback stops it. The deadlines are checked each
- * time the loop wakes: curl_multi_poll() sleeps until data arrives, curl's
- * own timer fires, or the nearest deadline is due, so a limit fires within
- * a millisecond or two of its value (never more than LLMR__POLL_MAX_MS
- * late). Leaving the loop early and removing the handle closes an HTTP/1
- * connection (curl does not reuse a connection with a half-read reply).
- */
-static CURLcode run(llmr__transport *t, slot *s, xfer *x, int *limit,
-                    CURLMcode *mc_out) {
-  long first_byte = x->sink ? t->first_byte_timeout_ms : 0;
-  long idle = x->sink ? t->idle_timeout_ms : 0;
-  CURLcode rc = CURLE_OK;
-  CURLMcode mc;
-  CURLMsg *msg;
-  int running = 1, left;
-
-  *limit = LIMIT_NONE;
-  *mc_out = CURLM_OK;
-  if ((mc = curl_multi_add_handle(s->multi, s->easy)) != CURLM_OK) {
-    *mc_out = mc;
-    return CURLE_FAILED_INIT;
-  }
-  for (;;) {
-    double now, due = -1;
-    int wait = LLMR__POLL_MAX_MS;
-    if ((mc = curl_multi_perform(s->multi, &running)) != CURLM_OK) {
-      *mc_out = mc;
-      break;
-    }
-    if (!running)
-      break;
-    now = llmr__now_ms();
-    if (first_byte > 0 && !x->got_body) {
-      due = x->start_ms + (double)first_byte;
-      if (now >= due) {
-        *limit = LIMIT_FIRST_BYTE;
-        break;
-      }
-    } else if (idle > 0 && x->got_body) {
-      due = x->last_ms + (double)idle;
-      if (now >= due) {
-        *limit = LIMIT_IDLE;
-        break;
-      }
-    }
-    if (due >= 0 && due - now < (double)wait)
-      wait = (int)(due - now) + 1;
-    if ((mc = curl_multi_poll(s->multi, NULL, 0, wait, NULL)) != CURLM_OK) {
-      *mc_out = mc;
-      break;
-    }
-  }
-  if (!running && *mc_out == CURLM_OK) {
-    while ((msg = curl_multi_info_read(s->multi, &left)))
-      if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->easy)
-        rc = msg->data.result;
-  }
-  curl_multi_remove_handle(s->multi, s->easy);
-  return rc;
-}
-
-static llmr_status transfer(llmr__transport *t, const llmr_http_request *req,
-                            llmr_http_response *resp, llmr__body_sink sink,
-                            void *user, char *errbuf, size_t errbuf_size) {
-  char cerr[CURL_ERROR_SIZE];
-  struct curl_slist *hdrs = NULL, *tmp;
-  llmr__buf line = {0};
-  xfer x;
+/* One transfer of a run: the caller's description, the pooled slot, and
+ * the callback state. */
+typedef struct leg {
+  llmr__xfer *x;
   slot s;
+  int have_slot;
+  struct curl_slist *hdrs;
+  xfer cb;
+  char cerr[CURL_ERROR_SIZE];
+  int active; /* in the multi handle */
+  int done;
   CURLcode rc;
   CURLMcode mc;
-  llmr_status st;
   int limit;
-  long code = 0;
-  size_t i;
+  long timeout_ms;
+} leg;
 
-  if (!req->url)
+/* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
+static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
+                               int idx) {
+  llmr__xfer *x = l->x;
+  llmr__buf line = {0};
+  struct curl_slist *tmp;
+  size_t i;
+  long connect_ms;
+  llmr_status st = LLMR_OK;
+
+  if (!x->req->url)
     return LLMR_E_INVAL;
-  if (slot_get(t, &s) != 0)
+  if (slot_get(t, &l->s) != 0)
     return LLMR_E_NOMEM;
-  for (i = 0; i < req->n_headers; i++) {
+  l->have_slot = 1;
+  for (i = 0; i < x->req->n_headers; i++) {
     llmr__buf_reset(&line);
-    if (llmr__buf_printf(&line, "%s: %s", req->headers[i].name,
-                         req->headers[i].value) != 0 ||
-        !(tmp = curl_slist_append(hdrs, line.data))) {
+    if (llmr__buf_printf(&line, "%s: %s", x->req->headers[i].name,
+                         x->req->headers[i].value) != 0 ||
+        !(tmp = curl_slist_append(l->hdrs, line.data))) {
       st = LLMR_E_NOMEM;
-      goto done;
+      goto out;
     }
-    hdrs = tmp;
+    l->hdrs = tmp;
   }
   /* curl would send "Expect: 100-continue" for larger bodies: one more
    * round trip for nothing against every provider we know */
-  if (!(tmp = curl_slist_append(hdrs, "Expect:"))) {
+  if (!(tmp = curl_slist_append(l->hdrs, "Expect:"))) {
     st = LLMR_E_NOMEM;
-    goto done;
+    goto out;
   }
-  hdrs = tmp;
+  l->hdrs = tmp;
 
-  memset(&x, 0, sizeof(x));
-  x.resp = resp;
-  x.h = s.easy;
-  x.cap = t->max_response_bytes;
-  x.sink = sink;
-  x.user = user;
-  x.start_ms = x.last_ms = llmr__now_ms();
-  cerr[0] = '\0';
-  curl_easy_setopt(s.easy, CURLOPT_URL, req->url);
-  curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                   (curl_off_t)req->body_len);
-  curl_easy_setopt(s.easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-  curl_easy_setopt(s.easy, CURLOPT_WRITEDATA, &x);
-  curl_easy_setopt(s.easy, CURLOPT_HEADERDATA, &x);
-  curl_easy_setopt(s.easy, CURLOPT_ERRORBUFFER, cerr);
-
-  rc = run(t, &s, &x, &limit, &mc);
-  if (curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
-      code > 0)
-    resp->status = code;
-  if (limit == LIMIT_FIRST_BYTE) {
-    st = LLMR_E_TIMEOUT;
-    llmr__errf(errbuf, errbuf_size,
-               "no reply byte within first_byte_timeout_ms (%ld ms)",
-               t->first_byte_timeout_ms);
-  } else if (limit == LIMIT_IDLE) {
-    st = LLMR_E_TIMEOUT;
-    llmr__errf(errbuf, errbuf_size,
-               "stream idle for more than idle_timeout_ms (%ld ms)",
-               t->idle_timeout_ms);
-  } else if (mc != CURLM_OK) {
-    st = mc == CURLM_OUT_OF_MEMORY ? LLMR_E_NOMEM : LLMR_E_TRANSPORT;
-    llmr__errf(errbuf, errbuf_size, "%s", curl_multi_strerror(mc));
-  } else if ((st = class_of(rc, &x)) == LLMR_E_TOO_LARGE) {
-    llmr__errf(errbuf, errbuf_size,
-               "response larger than the cap of %zu bytes",
-               t->max_response_bytes);
-  } else if (st == LLMR_E_ABORTED) {
-    llmr__errf(errbuf, errbuf_size, "stopped by the stream consumer");
-  } else if (st != LLMR_OK) {
-    llmr__errf(errbuf, errbuf_size, "%s",
-               cerr[0] ? cerr : curl_easy_strerror(rc));
-  }
-done:
-  slot_put(t, &s);
-  /* the slist holds the Authorization header: wipe before freeing */
-  for (tmp = hdrs; tmp; tmp = tmp->next) {
-    volatile char *v = tmp->data;
-    while (*v)
-      *v++ = '\0';
-  }
-  curl_slist_free_all(hdrs);
+  memset(&l->cb, 0, sizeof(l->cb));
+  l->cb.resp = x->resp;
+  l->cb.h = l->s.easy;
+  l->cb.cap = t->max_response_bytes;
+  l->cb.sink = x->sink;
+  l->cb.user = x->user;
+  l->cb.race = race;
+  l->cb.idx = idx;
+  l->cb.first_ms = -1;
+  l->cerr[0] = '\0';
+  l->timeout_ms = x->timeout_ms > 0 ? x->timeout_ms : t->timeout_ms;
+  connect_ms = t->connect_timeout_ms < l->timeout_ms ? t->connect_timeout_ms
+                                                     : l->timeout_ms;
+  curl_easy_setopt(l->s.easy, CURLOPT_URL, x->req->url);
+  curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->hdrs);
+  curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                   (curl_off_t)x->req->body_len);
+  curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDS,
+                   x->req->body ? x->req->body : "");
+  curl_easy_setopt(l->s.easy, CURLOPT_WRITEDATA, &l->cb);
+  curl_easy_setopt(l->s.easy, CURLOPT_HEADERDATA, &l->cb);
+  curl_easy_setopt(l->s.easy, CURLOPT_ERRORBUFFER, l->cerr);
+  /* per transfer: a call's deadline may shorten the router's limits */
+  curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
+  curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+out:
   if (line.data)
     memset(line.data, 0, line.cap);
   llmr__buf_free(&line);
   return st;
 }
 
-llmr_status llmr__transport_perform(llmr__transport *t,
-                                    const llmr_http_request *req,
-                                    llmr_http_response *resp, char *errbuf,
-                                    size_t errbuf_size) {
-  return transfer(t, req, resp, NULL, NULL, errbuf, errbuf_size);
+/* Start the prepared transfer on multi handle m. */
+static llmr_status leg_start(leg *l, CURLM *m) {
+  CURLMcode mc;
+  l->cb.start_ms = l->cb.last_ms = llmr__now_ms();
+  l->x->started = 1;
+  if ((mc = curl_multi_add_handle(m, l->s.easy)) != CURLM_OK) {
+    l->mc = mc;
+    l->done = 1;
+    return mc == CURLM_OUT_OF_MEMORY ? LLMR_E_NOMEM : LLMR_E_TRANSPORT;
+  }
+  l->active = 1;
+  return LLMR_OK;
 }
 
-llmr_status llmr__transport_stream(llmr__transport *t,
-                                   const llmr_http_request *req,
-                                   llmr_http_response *resp,
-                                   llmr__body_sink sink, void *user,
-                                   char *errbuf, size_t errbuf_size) {
-  if (!sink)
-    return LLMR_E_INVAL;
-  return transfer(t, req, resp, sink, user, errbuf, errbuf_size);
+static void leg_stop(leg *l, CURLM *m) {
+  if (l->active)
+    curl_multi_remove_handle(m, l->s.easy);
+  l->active = 0;
+  l->done = 1;
+}
+
+/* The streaming limit that is due for l (-1: none) and whether it fired. */
+static double leg_limit_due(llmr__transport *t, leg *l, double now) {
+  long first_byte = l->cb.sink ? t->first_byte_timeout_ms : 0;
+  long idle = l->cb.sink ? t->idle_timeout_ms : 0;
+  double due = -1;
+  if (first_byte > 0 && !l->cb.got_body) {
+    due = l->cb.start_ms + (double)first_byte;
+    if (now >= due)
+      l->limit = LIMIT_FIRST_BYTE;
+  } else if (idle > 0 && l->cb.got_body) {
+    due = l->cb.last_ms + (double)idle;
+    if (now >= due)
+      l->limit = LIMIT_IDLE;
+  }
+  return due;
+}
+
+/*
+ * Drive one or two transfers on the first one's multi handle until every
+ * started one has ended. The deadlines are checked each time the loop
+ * wakes: curl_multi_poll() sleeps until data arrives, curl's own timer
+ * fires, or the nearest deadline (a stream limit, the hedge delay) is due,
+ * so a limit fires within a millisecond or two of its value (never more
+ * than LLMR__POLL_MAX_MS late). Leaving a transfer early (a limit, a
+ * cancel, a lost race) removes its handle, which closes an HTTP/1
+ * connection: curl does not reuse one with a half-read reply.
+ */
+static void run(llmr__transport *t, leg *legs, int n, race_state *race,
+                long hedge_ms) {
+  CURLM *m = legs[0].s.multi;
+  double hedge_due = -1;
+  int i;
+
+  if (leg_start(&legs[0], m) != LLMR_OK)
+    return;
+  if (n > 1 && hedge_ms > 0)
+    hedge_due = legs[0].cb.start_ms + (double)hedge_ms;
+  for (;;) {
+    double now, wait_due = -1;
+    int running, left, wait = LLMR__POLL_MAX_MS, busy = 0;
+    CURLMcode mc;
+    CURLMsg *msg;
+
+    if ((mc = curl_multi_perform(m, &running)) != CURLM_OK) {
+      for (i = 0; i < n; i++)
+        if (legs[i].active) {
+          legs[i].mc = mc;
+          leg_stop(&legs[i], m);
+        }
+      break;
+    }
+    while ((msg = curl_multi_info_read(m, &left))) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      for (i = 0; i < n; i++)
+        if (legs[i].active && msg->easy_handle == legs[i].s.easy) {
+          legs[i].rc = msg->data.result;
+          leg_stop(&legs[i], m);
+        }
+    }
+    /* a race: a 2xx that ended before its body began also wins */
+    for (i = 0; race && race->winner < 0 && i < n; i++) {
+      long code = 0;
+      if (legs[i].done && legs[i].rc == CURLE_OK && legs[i].mc == CURLM_OK &&
+          curl_easy_getinfo(legs[i].s.easy, CURLINFO_RESPONSE_CODE, &code) ==
+              CURLE_OK &&
+          code >= 200 && code < 300)
+        race->winner = i;
+    }
+    if (race && race->winner >= 0) {
+      for (i = 0; i < n; i++)
+        if (i != race->winner && legs[i].active) {
+          legs[i].cb.lost = 1;
+          leg_stop(&legs[i], m);
+        }
+    }
+    now = llmr__now_ms();
+    for (i = 0; i < n; i++) {
+      double due;
+      if (!legs[i].active)
+        continue;
+      due = leg_limit_due(t, &legs[i], now);
+      if (legs[i].limit != LIMIT_NONE) {
+        leg_stop(&legs[i], m);
+        continue;
+      }
+      if (due >= 0 && (wait_due < 0 || due < wait_due))
+        wait_due = due;
+    }
+    /* the hedge: the first transfer has had no byte for hedge_ms */
+    if (hedge_due >= 0 && !legs[1].x->started) {
+      if (legs[0].done || legs[0].cb.got_any) {
+        hedge_due = -1; /* it answered (or failed): no hedge */
+      } else if (now >= hedge_due) {
+        hedge_due = -1;
+        leg_start(&legs[1], m);
+        continue; /* perform at once: the hedge's connect starts now */
+      } else if (wait_due < 0 || hedge_due < wait_due) {
+        wait_due = hedge_due;
+      }
+    }
+    for (i = 0; i < n; i++)
+      busy |= legs[i].active;
+    if (!busy && hedge_due < 0)
+      break;
+    if (wait_due >= 0 && wait_due - now < (double)wait)
+      wait = wait_due > now ? (int)(wait_due - now) + 1 : 0;
+    if ((mc = curl_multi_poll(m, NULL, 0, wait, NULL)) != CURLM_OK) {
+      for (i = 0; i < n; i++)
+        if (legs[i].active) {
+          legs[i].mc = mc;
+          leg_stop(&legs[i], m);
+        }
+      break;
+    }
+  }
+}
+
+/* Fill in x's results from a transfer that ran (or could not start). */
+static void leg_result(llmr__transport *t, leg *l) {
+  llmr__xfer *x = l->x;
+  long code = 0, reqsize = 0;
+  if (curl_easy_getinfo(l->s.easy, CURLINFO_RESPONSE_CODE, &code) ==
+          CURLE_OK &&
+      code > 0)
+    x->resp->status = code;
+  if (curl_easy_getinfo(l->s.easy, CURLINFO_REQUEST_SIZE, &reqsize) ==
+          CURLE_OK &&
+      reqsize > 0)
+    x->sent = 1;
+  x->bytes = l->cb.total;
+  x->first_byte_ms = l->cb.first_ms;
+  x->err[0] = '\0';
+  if (l->cb.lost) {
+    x->st = LLMR_E_ABORTED;
+    x->cancelled = 1;
+    llmr__errf(x->err, sizeof(x->err),
+               "cancelled: the hedged request answered first");
+  } else if (l->limit == LIMIT_FIRST_BYTE) {
+    x->st = LLMR_E_TIMEOUT;
+    llmr__errf(x->err, sizeof(x->err),
+               "no reply byte within first_byte_timeout_ms (%ld ms)",
+               t->first_byte_timeout_ms);
+  } else if (l->limit == LIMIT_IDLE) {
+    x->st = LLMR_E_TIMEOUT;
+    llmr__errf(x->err, sizeof(x->err),
+               "stream idle for more than idle_timeout_ms (%ld ms)",
+               t->idle_timeout_ms);
+  } else if (l->mc != CURLM_OK) {
+    x->st = l->mc == CURLM_OUT_OF_MEMORY ? LLMR_E_NOMEM : LLMR_E_TRANSPORT;
+    llmr__errf(x->err, sizeof(x->err), "%s", curl_multi_strerror(l->mc));
+  } else if ((x->st = class_of(l->rc, &l->cb)) == LLMR_E_TOO_LARGE) {
+    llmr__errf(x->err, sizeof(x->err),
+               "response larger than the cap of %zu bytes",
+               t->max_response_bytes);
+  } else if (x->st == LLMR_E_ABORTED) {
+    llmr__errf(x->err, sizeof(x->err), "stopped by the stream consumer");
+  } else if (x->st == LLMR_E_TIMEOUT) {
+    llmr__errf(x->err, sizeof(x->err), "%s (timeout %ld ms)",
+               l->cerr[0] ? l->cerr : curl_easy_strerror(l->rc),
+               l->timeout_ms);
+  } else if (x->st != LLMR_OK) {
+    llmr__errf(x->err, sizeof(x->err), "%s",
+               l->cerr[0] ? l->cerr : curl_easy_strerror(l->rc));
+  }
+}
+
+static void leg_release(llmr__transport *t, leg *l) {
+  struct curl_slist *tmp;
+  if (l->have_slot)
+    slot_put(t, &l->s);
+  l->have_slot = 0;
+  /* the slist holds the Authorization header: wipe before freeing */
+  for (tmp = l->hdrs; tmp; tmp = tmp->next) {
+    volatile char *v = tmp->data;
+    while (*v)
+      *v++ = '\0';
+  }
+  curl_slist_free_all(l->hdrs);
+  l->hdrs = NULL;
+}
+
+static void xfer_reset(llmr__xfer *x) {
+  x->st = LLMR_OK;
+  x->err[0] = '\0';
+  x->bytes = 0;
+  x->first_byte_ms = -1;
+  x->started = 0;
+  x->sent = 0;
+  x->cancelled = 0;
+}
+
+static void fail_xfer(llmr__xfer *x, llmr_status st) {
+  x->st = st;
+  llmr__errf(x->err, sizeof(x->err), "%s", llmr_status_str(st));
+}
+
+int llmr__transport_race(llmr__transport *t, llmr__xfer *a, llmr__xfer *b,
+                         long hedge_ms) {
+  leg legs[2];
+  race_state race = {-1};
+  llmr_status st;
+  int n = b ? 2 : 1, i;
+
+  memset(legs, 0, sizeof(legs));
+  legs[0].x = a;
+  legs[1].x = b;
+  for (i = 0; i < n; i++)
+    xfer_reset(legs[i].x);
+  if ((st = leg_prepare(t, &legs[0], n > 1 ? &race : NULL, 0)) != LLMR_OK) {
+    leg_release(t, &legs[0]);
+    fail_xfer(a, st);
+    if (b)
+      fail_xfer(b, LLMR_E_ABORTED);
+    return -1;
+  }
+  if (n > 1 && (st = leg_prepare(t, &legs[1], &race, 1)) != LLMR_OK) {
+    leg_release(t, &legs[1]);
+    n = 1; /* no hedge then; the first runs alone */
+    legs[0].cb.race = NULL;
+    fail_xfer(b, st);
+  }
+  run(t, legs, n, n > 1 ? &race : NULL, hedge_ms);
+  /* two replies that both ended in one loop turn (empty 2xx bodies): only
+   * the winner's counts */
+  for (i = 0; n > 1 && race.winner >= 0 && i < n; i++) {
+    long code = 0;
+    if (i != race.winner && legs[i].x->started && legs[i].rc == CURLE_OK &&
+        legs[i].mc == CURLM_OK && legs[i].limit == LIMIT_NONE &&
+        curl_easy_getinfo(legs[i].s.easy, CURLINFO_RESPONSE_CODE, &code) ==
+            CURLE_OK &&
+        code >= 200 && code < 300)
+      legs[i].cb.lost = 1;
+  }
+  for (i = 0; i < n; i++) {
+    if (legs[i].x->started)
+      leg_result(t, &legs[i]);
+    else if (i > 0)
+      legs[i].x->st = LLMR_E_ABORTED; /* never started: nothing happened */
+    leg_release(t, &legs[i]);
+  }
+  if (n == 1)
+    return a->st == LLMR_OK ? 0 : -1;
+  return race.winner >= 0 && legs[race.winner].x->st == LLMR_OK ? race.winner
+                                                                 : -1;
+}
+
+llmr_status llmr__transport_run(llmr__transport *t, llmr__xfer *x) {
+  llmr__transport_race(t, x, NULL, 0);
+  return x->st;
 }

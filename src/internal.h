@@ -106,6 +106,7 @@ struct llmr_request {
   double top_p;
   int64_t max_tokens; /* 0: not set */
   int64_t seed;
+  cJSON *policy; /* a validated policy object (llmr_request_set_policy) */
   unsigned has_temperature : 1;
   unsigned has_top_p : 1;
   unsigned has_seed : 1;
@@ -132,6 +133,9 @@ typedef struct llmr__attempt {
   int retryable;
   double duration_ms;
   int64_t cost_nanousd; /* 0: did not reach a provider; -1: unknown */
+  size_t bytes;         /* reply body bytes received */
+  unsigned skipped : 1; /* nothing was sent (cooldown, key, capability...) */
+  unsigned hedge : 1;   /* started in parallel with the attempt before it */
 } llmr__attempt;
 
 /* A tool call of the answer. Streamed calls grow fragment by fragment. */
@@ -195,6 +199,9 @@ llmr_response *llmr__response_new(void);
 void llmr__response_reset_attempt(llmr_response *resp);
 llmr_status llmr__response_add_attempt(llmr_response *resp,
                                        const llmr__attempt *a);
+/* Move what one attempt wrote into src (answer, usage, error, warnings)
+ * over to dst, replacing dst's; src keeps dst's old attempt state. */
+void llmr__response_move_attempt(llmr_response *dst, llmr_response *src);
 llmr_status llmr__response_set_answered(llmr_response *resp, const char *slug,
                                         const char *provider,
                                         const char *native_model);
@@ -272,31 +279,52 @@ typedef struct llmr__transport_opts {
 llmr_status llmr__transport_new(const llmr__transport_opts *opts,
                                 llmr__transport **out);
 void llmr__transport_free(llmr__transport *t);
-/* Perform one exchange. On a transport-level failure returns its class
- * (LLMR_E_TRANSPORT, LLMR_E_TIMEOUT, LLMR_E_TLS, LLMR_E_TOO_LARGE...) with a
- * message in errbuf; an HTTP reply of any status is LLMR_OK. */
-llmr_status llmr__transport_perform(llmr__transport *t,
-                                    const llmr_http_request *req,
-                                    llmr_http_response *resp, char *errbuf,
-                                    size_t errbuf_size);
-
 /* Receives the body of a 2xx reply as it arrives, chunk by chunk; `head`
  * already holds the status and headers. Non-zero aborts the transfer. */
 typedef int (*llmr__body_sink)(void *user, const llmr_http_response *head,
                                const char *data, size_t len);
 
-/* Perform one streaming exchange: a 2xx body goes to `sink` as it arrives
- * and is not kept; any other body is buffered into resp (capped) for
- * classify_error. The response size cap counts streamed bytes too. The
- * transport's first-byte and idle limits apply (LLMR_E_TIMEOUT, with a
- * message naming the limit). LLMR_E_ABORTED when the sink stopped it;
- * otherwise as llmr__transport_perform. resp->status is set whenever a
+/* One exchange for llmr__transport_run / llmr__transport_race. */
+typedef struct llmr__xfer {
+  /* in */
+  const llmr_http_request *req;
+  llmr_http_response *resp; /* status and headers; the body unless sunk */
+  /* NULL: buffer the whole body into resp. Otherwise a 2xx body goes to
+   * sink as it arrives and is not kept (any other body is buffered for
+   * classify_error); the first-byte and idle limits apply. */
+  llmr__body_sink sink;
+  void *user;
+  long timeout_ms; /* the whole exchange; <= 0: the transport's timeout_ms */
+  /* out */
+  llmr_status st; /* LLMR_OK for an HTTP reply of any status; else the
+                   * transport failure's class (LLMR_E_TRANSPORT,
+                   * LLMR_E_TIMEOUT, LLMR_E_TLS, LLMR_E_TOO_LARGE...), or
+                   * LLMR_E_ABORTED when the sink stopped it or it lost a
+                   * race (cancelled) */
+  char err[LLMR_ERRBUF_SIZE]; /* the failure's message */
+  size_t bytes;               /* body bytes received */
+  double first_byte_ms;       /* llmr__now_ms() of the first reply byte; <0 */
+  int started;                /* the transfer was started */
+  int sent;                   /* request bytes went out on a connection */
+  int cancelled;              /* stopped because the other leg won */
+} llmr__xfer;
+
+/* Perform one exchange; returns x->st. resp->status is set whenever a
  * status line arrived, even if the transfer then failed. */
-llmr_status llmr__transport_stream(llmr__transport *t,
-                                   const llmr_http_request *req,
-                                   llmr_http_response *resp,
-                                   llmr__body_sink sink, void *user,
-                                   char *errbuf, size_t errbuf_size);
+llmr_status llmr__transport_run(llmr__transport *t, llmr__xfer *x);
+
+/*
+ * A hedged exchange: start a; if a has received no byte after hedge_ms,
+ * start b as well, on the same multi handle. The first of the two whose
+ * 2xx body begins (or whose 2xx reply ends) wins and runs to its end; the
+ * other is cancelled at once (st LLMR_E_ABORTED, cancelled 1; its
+ * connection is closed). A transfer that fails leaves the other running
+ * alone. When a ends before hedge_ms, b is never started (started 0).
+ * Only the winner's sink is ever called. Returns the winner's index (0 or
+ * 1) when it ended LLMR_OK, else -1.
+ */
+int llmr__transport_race(llmr__transport *t, llmr__xfer *a, llmr__xfer *b,
+                         long hedge_ms);
 
 /* ---- providers ---------------------------------------------------------- */
 

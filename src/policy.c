@@ -706,6 +706,315 @@ size_t llmr__health_size(llmr__health *h) {
   return n;
 }
 
+void llmr__health_release_trial(llmr__health *h, const char *key) {
+  uint64_t hash;
+  hentry *e;
+  if (!h || !key)
+    return;
+  hash = hash_key(key);
+  if (!maybe_stored(h, hash))
+    return;
+  pthread_mutex_lock(&h->mu);
+  if ((e = find(h, key, hash)) != NULL && e->trial) {
+    e->trial = 0;
+    maybe_forget(h, e);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- the fallback policy ------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  unsigned char action; /* llmr__action */
+  unsigned char scope;  /* llmr__scope */
+} eclasses[LLMR__EC_COUNT] = {
+    /* clang-format off */
+    [LLMR__EC_CONNECT]         = {"connect",         LLMR__ACT_RETRY,    LLMR__SCOPE_PROVIDER},
+    [LLMR__EC_TLS]             = {"tls",             LLMR__ACT_FALLBACK, LLMR__SCOPE_PROVIDER},
+    [LLMR__EC_TIMEOUT]         = {"timeout",         LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_REQUEST_TIMEOUT] = {"request_timeout", LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_CONFLICT]        = {"conflict",        LLMR__ACT_RETRY,    LLMR__SCOPE_NONE},
+    [LLMR__EC_RATE_LIMITED]    = {"rate_limited",    LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_SERVER_ERROR]    = {"server_error",    LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_OVERLOADED]      = {"overloaded",      LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_PAYMENT]         = {"payment",         LLMR__ACT_FALLBACK, LLMR__SCOPE_PROVIDER},
+    [LLMR__EC_CONTEXT_LENGTH]  = {"context_length",  LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    [LLMR__EC_CONTENT_FILTER]  = {"content_filter",  LLMR__ACT_STOP,     LLMR__SCOPE_NONE},
+    [LLMR__EC_AUTH]            = {"auth",            LLMR__ACT_FALLBACK, LLMR__SCOPE_PROVIDER},
+    [LLMR__EC_BAD_REQUEST]     = {"bad_request",     LLMR__ACT_STOP,     LLMR__SCOPE_NONE},
+    [LLMR__EC_NOT_FOUND]       = {"not_found",       LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    [LLMR__EC_PROTOCOL]        = {"protocol",        LLMR__ACT_FALLBACK, LLMR__SCOPE_MODEL},
+    [LLMR__EC_PROVIDER_ERROR]  = {"provider_error",  LLMR__ACT_RETRY,    LLMR__SCOPE_MODEL},
+    [LLMR__EC_TOO_LARGE]       = {"too_large",       LLMR__ACT_STOP,     LLMR__SCOPE_NONE},
+    [LLMR__EC_NO_KEY]          = {"no_key",          LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    [LLMR__EC_NO_PROVIDER]     = {"no_provider",     LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    [LLMR__EC_CAPABILITY]      = {"capability",      LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    [LLMR__EC_BUDGET]          = {"budget",          LLMR__ACT_FALLBACK, LLMR__SCOPE_NONE},
+    /* clang-format on */
+};
+
+const char *llmr__eclass_name(int cls) {
+  return cls >= 0 && cls < LLMR__EC_COUNT ? eclasses[cls].name : NULL;
+}
+
+const char *llmr__action_name(int act) {
+  return act == LLMR__ACT_RETRY      ? "retry"
+         : act == LLMR__ACT_FALLBACK ? "fallback"
+                                     : "stop";
+}
+
+llmr__scope llmr__eclass_scope(int cls) {
+  return cls >= 0 && cls < LLMR__EC_COUNT ? (llmr__scope)eclasses[cls].scope
+                                          : LLMR__SCOPE_NONE;
+}
+
+llmr__action llmr__eclass_default(int cls) {
+  return cls >= 0 && cls < LLMR__EC_COUNT ? (llmr__action)eclasses[cls].action
+                                          : LLMR__ACT_STOP;
+}
+
+int llmr__eclass_of(llmr_status st, int http) {
+  switch (st) {
+  case LLMR_E_TRANSPORT:
+    return LLMR__EC_CONNECT;
+  case LLMR_E_TLS:
+    return LLMR__EC_TLS;
+  case LLMR_E_TIMEOUT:
+    return http == 408 ? LLMR__EC_REQUEST_TIMEOUT : LLMR__EC_TIMEOUT;
+  case LLMR_E_RATE_LIMITED:
+    return LLMR__EC_RATE_LIMITED;
+  case LLMR_E_SERVER:
+    return LLMR__EC_SERVER_ERROR;
+  case LLMR_E_OVERLOADED:
+    /* 503 is a 5xx row of the issue's table; 529 and an "overloaded"
+     * error type (any status, or inside a stream) are their own row */
+    return (http >= 500 && http < 600 && http != 529) ? LLMR__EC_SERVER_ERROR
+                                                      : LLMR__EC_OVERLOADED;
+  case LLMR_E_PAYMENT:
+    return LLMR__EC_PAYMENT;
+  case LLMR_E_CONTEXT_LENGTH:
+    return LLMR__EC_CONTEXT_LENGTH;
+  case LLMR_E_CONTENT_FILTER:
+    return LLMR__EC_CONTENT_FILTER;
+  case LLMR_E_AUTH:
+    return LLMR__EC_AUTH;
+  case LLMR_E_BAD_REQUEST:
+    return http == 409 ? LLMR__EC_CONFLICT : LLMR__EC_BAD_REQUEST;
+  case LLMR_E_NOT_FOUND:
+    return LLMR__EC_NOT_FOUND;
+  case LLMR_E_PROTOCOL:
+    return LLMR__EC_PROTOCOL;
+  case LLMR_E_PROVIDER:
+    return LLMR__EC_PROVIDER_ERROR;
+  case LLMR_E_TOO_LARGE:
+    return LLMR__EC_TOO_LARGE;
+  case LLMR_E_NO_KEY:
+    return LLMR__EC_NO_KEY;
+  case LLMR_E_NO_PROVIDER:
+    return LLMR__EC_NO_PROVIDER;
+  case LLMR_E_CAPABILITY:
+    return LLMR__EC_CAPABILITY;
+  case LLMR_E_BUDGET:
+    return LLMR__EC_BUDGET;
+  default:
+    return -1;
+  }
+}
+
+void llmr__policy_defaults(llmr__policy *p) {
+  int i;
+  memset(p, 0, sizeof(*p));
+  p->retries = 0;
+  p->backoff_ms = 200;
+  p->backoff_cap_ms = 5000;
+  p->longest_wait_ms = 10000;
+  p->cooldown = 1;
+  p->rate_limit_headers = 1;
+  for (i = 0; i < LLMR__EC_COUNT; i++)
+    p->action[i] = eclasses[i].action;
+}
+
+#define POL_ERR(...)                                                           \
+  do {                                                                         \
+    llmr__errf(errbuf, errsize, __VA_ARGS__);                                  \
+    return LLMR_E_INVAL;                                                       \
+  } while (0)
+
+/* A whole number in [min, max] into *out; -1 when v is not one. */
+static int pol_int(const cJSON *v, double min, double max, int64_t *out) {
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= min) ||
+      !(v->valuedouble <= max) || v->valuedouble != floor(v->valuedouble))
+    return -1;
+  *out = (int64_t)v->valuedouble;
+  return 0;
+}
+
+#define POL_MS_MAX 2147483647.0 /* what CURLOPT_TIMEOUT_MS takes (a long) */
+
+static llmr_status apply_fallback_on(llmr__policy *p, const cJSON *obj,
+                                     const char *where, char *errbuf,
+                                     size_t errsize) {
+  const cJSON *v;
+  if (!cJSON_IsObject(obj))
+    POL_ERR("%s.fallback_on: expected an object of error class -> "
+            "true, false, \"retry\", \"fallback\" or \"stop\"",
+            where);
+  cJSON_ArrayForEach(v, obj) {
+    int c;
+    unsigned char act;
+    for (c = 0; c < LLMR__EC_COUNT; c++)
+      if (strcmp(v->string, eclasses[c].name) == 0)
+        break;
+    if (c == LLMR__EC_COUNT)
+      POL_ERR("%s.fallback_on.%s: unknown error class", where, v->string);
+    if (cJSON_IsTrue(v)) {
+      act = eclasses[c].action != LLMR__ACT_STOP ? eclasses[c].action
+                                                 : LLMR__ACT_FALLBACK;
+    } else if (cJSON_IsFalse(v)) {
+      act = LLMR__ACT_STOP;
+    } else if (cJSON_IsString(v) && strcmp(v->valuestring, "retry") == 0) {
+      act = LLMR__ACT_RETRY;
+    } else if (cJSON_IsString(v) && strcmp(v->valuestring, "fallback") == 0) {
+      act = LLMR__ACT_FALLBACK;
+    } else if (cJSON_IsString(v) && strcmp(v->valuestring, "stop") == 0) {
+      act = LLMR__ACT_STOP;
+    } else {
+      POL_ERR("%s.fallback_on.%s: expected true, false, \"retry\", "
+              "\"fallback\" or \"stop\"",
+              where, v->string);
+    }
+    if (act == LLMR__ACT_RETRY &&
+        (c == LLMR__EC_AUTH || c == LLMR__EC_NO_KEY ||
+         c == LLMR__EC_NO_PROVIDER || c == LLMR__EC_CAPABILITY ||
+         c == LLMR__EC_BUDGET))
+      POL_ERR("%s.fallback_on.%s: \"retry\" is not allowed: the same %s "
+              "would give the same answer",
+              where, v->string, c == LLMR__EC_AUTH ? "key" : "check");
+    p->action[c] = act;
+    p->explicit_[c] = 1;
+  }
+  return LLMR_OK;
+}
+
+static llmr_status apply_cooldown(llmr__policy *p, const cJSON *v,
+                                  llmr__health_opts *hopts, int *cooldown_on,
+                                  const char *where, char *errbuf,
+                                  size_t errsize) {
+  const cJSON *k;
+  int64_t n;
+  if (cJSON_IsBool(v)) {
+    p->cooldown = cJSON_IsTrue(v);
+    if (cooldown_on)
+      *cooldown_on = p->cooldown;
+    return LLMR_OK;
+  }
+  if (!hopts)
+    POL_ERR("%s.cooldown: expected true or false (the circuit settings are "
+            "the router's)",
+            where);
+  if (!cJSON_IsObject(v))
+    POL_ERR("%s.cooldown: expected false or an object with failures, "
+            "window_ms, cooldown_ms, rate_limit_headers",
+            where);
+  cJSON_ArrayForEach(k, v) {
+    if (strcmp(k->string, "failures") == 0) {
+      if (pol_int(k, 0, 256, &n))
+        POL_ERR("%s.cooldown.failures: expected an integer from 0 (never "
+                "open on failures) to 256",
+                where);
+      hopts->failures = n == 0 ? -1 : (int)n;
+    } else if (strcmp(k->string, "window_ms") == 0) {
+      if (pol_int(k, 1, POL_MS_MAX, &n))
+        POL_ERR("%s.cooldown.window_ms: expected a positive integer", where);
+      hopts->window_ms = n;
+    } else if (strcmp(k->string, "cooldown_ms") == 0) {
+      if (pol_int(k, 1, POL_MS_MAX, &n))
+        POL_ERR("%s.cooldown.cooldown_ms: expected a positive integer",
+                where);
+      hopts->cooldown_ms = n;
+    } else if (strcmp(k->string, "rate_limit_headers") == 0) {
+      if (!cJSON_IsBool(k))
+        POL_ERR("%s.cooldown.rate_limit_headers: expected true or false",
+                where);
+      p->rate_limit_headers = cJSON_IsTrue(k);
+    } else {
+      POL_ERR("%s.cooldown.%s: unknown setting", where, k->string);
+    }
+  }
+  p->cooldown = 1;
+  if (cooldown_on)
+    *cooldown_on = 1;
+  return LLMR_OK;
+}
+
+llmr_status llmr__policy_apply(llmr__policy *p, const cJSON *obj,
+                               llmr__health_opts *hopts, int *cooldown_on,
+                               const char *where, char *errbuf,
+                               size_t errsize) {
+  static const struct {
+    const char *key;
+    double min;
+  } ms_keys[] = {{"backoff_ms", 0},      {"backoff_cap_ms", 0},
+                 {"longest_wait_ms", 0}, {"deadline_ms", 0},
+                 {"attempt_timeout_ms", 0}, {"hedge_ms", 0}};
+  const cJSON *v;
+  llmr_status st;
+  int64_t n;
+  size_t i;
+  if (!cJSON_IsObject(obj))
+    POL_ERR("%s: expected an object", where);
+  cJSON_ArrayForEach(v, obj) {
+    const char *k = v->string;
+    if (strcmp(k, "retries") == 0) {
+      if (pol_int(v, 0, 100, &n))
+        POL_ERR("%s.retries: expected an integer from 0 to 100", where);
+      p->retries = (int)n;
+      continue;
+    }
+    if (strcmp(k, "fallback_on") == 0) {
+      if ((st = apply_fallback_on(p, v, where, errbuf, errsize)) != LLMR_OK)
+        return st;
+      continue;
+    }
+    if (strcmp(k, "cooldown") == 0) {
+      if ((st = apply_cooldown(p, v, hopts, cooldown_on, where, errbuf,
+                               errsize)) != LLMR_OK)
+        return st;
+      continue;
+    }
+    for (i = 0; i < sizeof(ms_keys) / sizeof(ms_keys[0]); i++)
+      if (strcmp(k, ms_keys[i].key) == 0)
+        break;
+    if (i == sizeof(ms_keys) / sizeof(ms_keys[0]))
+      POL_ERR("%s.%s: unknown setting", where, k);
+    if (pol_int(v, ms_keys[i].min, POL_MS_MAX, &n))
+      POL_ERR("%s.%s: expected a whole number of milliseconds (0 or more)",
+              where, k);
+    switch (i) {
+    case 0:
+      p->backoff_ms = n;
+      break;
+    case 1:
+      p->backoff_cap_ms = n;
+      break;
+    case 2:
+      p->longest_wait_ms = n;
+      break;
+    case 3:
+      p->deadline_ms = n;
+      break;
+    case 4:
+      p->attempt_timeout_ms = n;
+      break;
+    default:
+      p->hedge_ms = n;
+      break;
+    }
+  }
+  return LLMR_OK;
+}
+
 /* ---- load balancing ------------------------------------------------------ */
 
 static int usable_weight(double w) { return w > 0 && isfinite(w); }

@@ -28,6 +28,7 @@
 
 #include "llmroute.h"
 #include "llmroute/provider.h"
+#include <cjson/cJSON.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -230,6 +231,110 @@ int64_t llmr__health_earliest(llmr__health *h, const char *const *keys,
 
 /* Number of keys stored (for tests and debug dumps). */
 size_t llmr__health_size(llmr__health *h);
+
+/*
+ * End a TRIAL without an outcome: the caller took TRIAL for this key but
+ * did not send the attempt after all (another key of the same attempt said
+ * SKIP). The key stays half-open and the next check may take a new TRIAL.
+ * Does nothing when the key holds no trial.
+ */
+void llmr__health_release_trial(llmr__health *h, const char *key);
+
+/* ---- the fallback policy ------------------------------------------------- */
+
+/*
+ * One row of the fallback policy: the class of a failed attempt. The
+ * config names are in llmr__eclass_name(); README.md and llmroute-errors(3)
+ * hold the default table.
+ */
+typedef enum llmr__eclass {
+  LLMR__EC_CONNECT = 0,     /* LLMR_E_TRANSPORT: connect, DNS, reset */
+  LLMR__EC_TLS,             /* LLMR_E_TLS */
+  LLMR__EC_TIMEOUT,         /* our clock: timeout_ms, deadline, stream limits */
+  LLMR__EC_REQUEST_TIMEOUT, /* HTTP 408 */
+  LLMR__EC_CONFLICT,        /* HTTP 409 */
+  LLMR__EC_RATE_LIMITED,    /* HTTP 429 (not insufficient_quota) */
+  LLMR__EC_SERVER_ERROR,    /* HTTP 500, 502, 503, 504, other 5xx */
+  LLMR__EC_OVERLOADED,      /* HTTP 529, "overloaded" errors */
+  LLMR__EC_PAYMENT,         /* HTTP 402, insufficient_quota */
+  LLMR__EC_CONTEXT_LENGTH,  /* the prompt is too long for the model */
+  LLMR__EC_CONTENT_FILTER,  /* the provider's filter refused the request */
+  LLMR__EC_AUTH,            /* HTTP 401, 403 */
+  LLMR__EC_BAD_REQUEST,     /* HTTP 400, 422, other 4xx */
+  LLMR__EC_NOT_FOUND,       /* HTTP 404 */
+  LLMR__EC_PROTOCOL,        /* a reply that is not the provider's protocol */
+  LLMR__EC_PROVIDER_ERROR,  /* an error object inside a 2xx reply */
+  LLMR__EC_TOO_LARGE,       /* the response size cap */
+  LLMR__EC_NO_KEY,          /* no key configured: nothing sent */
+  LLMR__EC_NO_PROVIDER,     /* unknown provider: nothing sent */
+  LLMR__EC_CAPABILITY,      /* the catalog says the model cannot: nothing sent */
+  LLMR__EC_BUDGET,          /* a ledger budget refused it: nothing sent */
+  LLMR__EC_COUNT
+} llmr__eclass;
+
+/* What the router does after a failed attempt of a class. */
+typedef enum llmr__action {
+  LLMR__ACT_STOP = 0,     /* end the call with this error */
+  LLMR__ACT_FALLBACK = 1, /* move on to the next slug at once */
+  LLMR__ACT_RETRY = 2     /* retry the same slug (policy retries), then move on */
+} llmr__action;
+
+/* Which circuit a failure of a class counts against. */
+typedef enum llmr__scope {
+  LLMR__SCOPE_NONE = 0,     /* none: the request's fault, or nothing sent */
+  LLMR__SCOPE_MODEL = 1,    /* "provider/native-model" */
+  LLMR__SCOPE_PROVIDER = 2  /* the provider name: its host or its key */
+} llmr__scope;
+
+/* The effective policy of one call: the router's, then the call's
+ * overrides. Plain data; copy it freely. */
+typedef struct llmr__policy {
+  int retries;                /* retries of one slug; default 0 */
+  int64_t backoff_ms;         /* full-jitter base; default 200 */
+  int64_t backoff_cap_ms;     /* default 5000 */
+  int64_t longest_wait_ms;    /* longest Retry-After honoured; default 10000 */
+  int64_t deadline_ms;        /* the whole call; 0: none */
+  int64_t attempt_timeout_ms; /* one attempt; 0: the router's timeout_ms */
+  int64_t hedge_ms;           /* 0: no hedging */
+  int cooldown;               /* skip slugs whose circuit is open; default 1 */
+  int rate_limit_headers;     /* cool a model down from its headers; 1 */
+  unsigned char action[LLMR__EC_COUNT];   /* llmr__action */
+  unsigned char explicit_[LLMR__EC_COUNT]; /* the config named this row */
+} llmr__policy;
+
+/* The config name of a class ("rate_limited"), or NULL out of range. */
+const char *llmr__eclass_name(int cls);
+/* "retry", "fallback", "stop". */
+const char *llmr__action_name(int act);
+/* The class of a failed attempt from its status and HTTP status (0: no
+ * reply), or -1 for a status no policy row covers (LLMR_E_INVAL,
+ * LLMR_E_NOMEM, LLMR_E_ABORTED...: the call always stops). */
+int llmr__eclass_of(llmr_status st, int http_status);
+/* The circuit a failure of this class counts against. */
+llmr__scope llmr__eclass_scope(int cls);
+/* The default action of a class (the README table). */
+llmr__action llmr__eclass_default(int cls);
+
+/* The defaults: the table, retries 0, backoff 200/5000, longest wait
+ * 10000, no deadline, no hedging, cooldowns on. */
+void llmr__policy_defaults(llmr__policy *p);
+
+/*
+ * Apply a policy JSON object over *p: keys retries, backoff_ms,
+ * backoff_cap_ms, longest_wait_ms, deadline_ms, attempt_timeout_ms,
+ * hedge_ms, fallback_on (an object of class -> true | false | "retry" |
+ * "fallback" | "stop"; true keeps a class's moving-on default or gives
+ * "fallback", false is "stop") and cooldown. For a router (hopts not
+ * NULL) cooldown is false or {"failures", "window_ms", "cooldown_ms",
+ * "rate_limit_headers"}, written into *hopts; for a call (hopts NULL)
+ * only true or false. `where` prefixes messages ("config.policy",
+ * "policy", "llmroute.policy"). An unknown key is an error. On failure *p
+ * may be partly changed; LLMR_E_INVAL with a message in errbuf.
+ */
+llmr_status llmr__policy_apply(llmr__policy *p, const cJSON *obj,
+                               llmr__health_opts *hopts, int *cooldown_on,
+                               const char *where, char *errbuf,
+                               size_t errsize);
 
 /* ---- load balancing ------------------------------------------------------ */
 

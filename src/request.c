@@ -3,6 +3,7 @@
  * OpenAI Chat Completions body, and written back out in that shape.
  */
 #include "internal.h"
+#include "policy.h"
 
 #include <math.h>
 #include <string.h>
@@ -66,6 +67,7 @@ LLMR_API void llmr_request_free(llmr_request *req) {
   cJSON_Delete(req->tool_choice);
   cJSON_Delete(req->response_format);
   cJSON_Delete(req->extra);
+  cJSON_Delete(req->policy);
   for (i = 0; i < req->n_stop; i++)
     llmr__free(req->stop[i]);
   llmr__free(req->stop);
@@ -73,6 +75,42 @@ LLMR_API void llmr_request_free(llmr_request *req) {
   llmr__free(req->user);
   llmr__free(req->reasoning_effort);
   llmr__free(req);
+}
+
+/* Validate a per-call policy object and keep a copy of it. */
+static llmr_status set_policy_cjson(llmr_request *req, const cJSON *obj,
+                                    const char *where, char *errbuf,
+                                    size_t errsize) {
+  llmr__policy p;
+  llmr_status st;
+  cJSON *dup;
+  llmr__policy_defaults(&p);
+  if ((st = llmr__policy_apply(&p, obj, NULL, NULL, where, errbuf,
+                               errsize)) != LLMR_OK)
+    return st;
+  if (!(dup = cJSON_Duplicate(obj, 1)))
+    return LLMR_E_NOMEM;
+  cJSON_Delete(req->policy);
+  req->policy = dup;
+  return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_request_set_policy(llmr_request *req,
+                                             const char *policy_json) {
+  cJSON *obj;
+  llmr_status st;
+  if (!req)
+    return LLMR_E_INVAL;
+  if (!policy_json) {
+    cJSON_Delete(req->policy);
+    req->policy = NULL;
+    return LLMR_OK;
+  }
+  if (!(obj = cJSON_Parse(policy_json)))
+    return LLMR_E_INVAL;
+  st = set_policy_cjson(req, obj, "policy", NULL, 0);
+  cJSON_Delete(obj);
+  return st;
 }
 
 LLMR_API size_t llmr_request_message_count(const llmr_request *req) {
@@ -711,6 +749,25 @@ static llmr_status parse_field(llmr_request *req, const cJSON *v,
   }
   if (is_call_field(k))
     return LLMR_OK;
+  if (strcmp(k, "llmroute") == 0) {
+    /* the library's own options: never sent to a provider */
+    const cJSON *o;
+    if (cJSON_IsNull(v))
+      return LLMR_OK;
+    if (!cJSON_IsObject(v))
+      BAD("llmroute: expected an object");
+    cJSON_ArrayForEach(o, v) {
+      llmr_status st;
+      if (strcmp(o->string, "policy") != 0)
+        BAD("llmroute.%s: unknown field", o->string);
+      if (cJSON_IsNull(o))
+        continue;
+      if ((st = set_policy_cjson(req, o, "llmroute.policy", errbuf,
+                                 errsize)) != LLMR_OK)
+        return st;
+    }
+    return LLMR_OK;
+  }
   /* Anything else is passed through to OpenAI-compatible providers. */
   if (!req->extra && !(req->extra = cJSON_CreateObject()))
     return LLMR_E_NOMEM;

@@ -82,6 +82,43 @@ LLMR_API void llmr_response_free(llmr_response *r) {
   llmr__free(r);
 }
 
+#define SWAP(T, a, b)                                                          \
+  do {                                                                         \
+    T tmp_ = (a);                                                              \
+    (a) = (b);                                                                 \
+    (b) = tmp_;                                                                \
+  } while (0)
+
+void llmr__response_move_attempt(llmr_response *dst, llmr_response *src) {
+  int i;
+  unsigned f;
+  llmr__response_reset_attempt(dst);
+  SWAP(llmr__buf, dst->text, src->text);
+  SWAP(llmr__buf, dst->reasoning, src->reasoning);
+  SWAP(char *, dst->finish_reason, src->finish_reason);
+  for (i = 0; i < LLMR__N_TOKENS; i++)
+    SWAP(int64_t, dst->tokens[i], src->tokens[i]);
+  SWAP(llmr__out_call *, dst->tool_calls, src->tool_calls);
+  SWAP(size_t, dst->n_tool_calls, src->n_tool_calls);
+  SWAP(size_t, dst->cap_tool_calls, src->cap_tool_calls);
+  SWAP(char *, dst->id, src->id);
+  SWAP(int64_t, dst->created, src->created);
+  SWAP(char *, dst->error, src->error);
+  SWAP(char *, dst->error_type, src->error_type);
+  SWAP(int, dst->http_status, src->http_status);
+  SWAP(int, dst->retryable, src->retryable);
+  SWAP(double, dst->retry_after_s, src->retry_after_s);
+  SWAP(char **, dst->warnings, src->warnings);
+  SWAP(size_t, dst->n_warnings, src->n_warnings);
+  SWAP(size_t, dst->cap_warnings, src->cap_warnings);
+  f = dst->stream_done;
+  dst->stream_done = src->stream_done;
+  src->stream_done = f & 1u;
+  f = dst->usage_estimated;
+  dst->usage_estimated = src->usage_estimated;
+  src->usage_estimated = f & 1u;
+}
+
 llmr_status llmr__response_add_attempt(llmr_response *r,
                                        const llmr__attempt *a) {
   llmr__attempt *d;
@@ -660,6 +697,28 @@ LLMR_API double llmr_response_attempt_duration_ms(const llmr_response *r,
   return a ? a->duration_ms : -1;
 }
 
+LLMR_API int llmr_response_attempt_retryable(const llmr_response *r,
+                                             size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->retryable : 0;
+}
+
+LLMR_API size_t llmr_response_attempt_bytes(const llmr_response *r,
+                                            size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->bytes : 0;
+}
+
+LLMR_API int llmr_response_attempt_skipped(const llmr_response *r, size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->skipped : 0;
+}
+
+LLMR_API int llmr_response_attempt_hedged(const llmr_response *r, size_t i) {
+  const llmr__attempt *a = attempt(r, i);
+  return a ? a->hedge : 0;
+}
+
 /* ---- JSON --------------------------------------------------------------- */
 
 static cJSON *add_int_or_null(cJSON *obj, const char *key, int64_t v) {
@@ -688,6 +747,9 @@ static cJSON *trace_to_cjson(const llmr_response *r) {
         !llmr__json_add_str_or_null(ja, "error", a->error) ||
         !cJSON_AddStringToObject(ja, "status", llmr_status_name(a->status)) ||
         !cJSON_AddBoolToObject(ja, "retryable", a->retryable) ||
+        !cJSON_AddNumberToObject(ja, "bytes", (double)a->bytes) ||
+        !cJSON_AddBoolToObject(ja, "skipped", a->skipped) ||
+        !cJSON_AddBoolToObject(ja, "hedge", a->hedge) ||
         !cJSON_AddNumberToObject(ja, "duration_ms",
                                  round(a->duration_ms * 1000.0) / 1000.0) ||
         !add_int_or_null(ja, "cost_nanousd", a->cost_nanousd))

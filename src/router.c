@@ -1,18 +1,45 @@
 /*
- * The router: resolves slugs to providers, walks the fallback list, records
- * the attempt trace. It never parses provider JSON (adapters do) and never
- * touches curl (the transport does).
+ * The router: resolves slugs to providers, walks the fallback list under
+ * the fallback policy (retries, backoff, Retry-After, cooldowns, deadlines,
+ * hedging, load balancing), records the attempt trace. It never parses
+ * provider JSON (adapters do) and never touches curl (the transport does).
  */
 #include "internal.h"
+#include "policy.h"
 #include "sse.h"
 
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LLMR__DEFAULT_CONNECT_MS 10000L
 #define LLMR__DEFAULT_TIMEOUT_MS 600000L
 #define LLMR__DEFAULT_MAX_RESPONSE ((size_t)64 << 20)
+
+/* Load balancing: one slug-list entry names several deployments. */
+enum { LB_ROUND_ROBIN, LB_WEIGHTED, LB_ORDER };
+
+#define LLMR__GROUP_MAX_TARGETS 16
+#define LLMR__LB_COUNTERS 256 /* inline "a|b" entries remembered per router */
+
+typedef struct lb_group {
+  char *name;
+  int mode;
+  size_t n;
+  char **slugs;
+  double *weights;
+  llmr__rr rr;
+} lb_group;
+
+/* The round-robin position of an inline "a|b|c" entry. */
+typedef struct lb_counter {
+  char *key;
+  size_t next;
+} lb_counter;
 
 struct llmr_router {
   llmr_provider **providers;
@@ -23,6 +50,14 @@ struct llmr_router {
   int use_env;
   llmr_ledger *ledger;     /* borrowed, or own_ledger */
   llmr_ledger *own_ledger; /* opened from the config key "ledger" */
+  long timeout_ms;         /* the transport's per-attempt limit */
+  llmr__policy policy;     /* config key "policy" over the defaults */
+  llmr__health *health;    /* cooldowns; NULL when switched off */
+  lb_group *groups;        /* config key "groups" */
+  size_t n_groups;
+  pthread_mutex_t lb_mu; /* guards counters */
+  lb_counter *counters;
+  size_t n_counters;
 };
 
 static llmr_provider **find_slot(llmr_router *r, const char *name,
@@ -62,6 +97,20 @@ LLMR_API void llmr_router_free(llmr_router *r) {
   llmr__transport_free(r->transport);
   llmr__catalog_free(&r->catalog);
   llmr_ledger_close(r->own_ledger);
+  llmr__health_free(r->health);
+  for (i = 0; i < r->n_groups; i++) {
+    size_t k;
+    for (k = 0; k < r->groups[i].n; k++)
+      llmr__free(r->groups[i].slugs[k]);
+    llmr__free(r->groups[i].slugs);
+    llmr__free(r->groups[i].weights);
+    llmr__free(r->groups[i].name);
+  }
+  llmr__free(r->groups);
+  for (i = 0; i < r->n_counters; i++)
+    llmr__free(r->counters[i].key);
+  llmr__free(r->counters);
+  pthread_mutex_destroy(&r->lb_mu);
   llmr__free(r);
 }
 
@@ -129,7 +178,117 @@ static const char *const top_keys[] = {
     "use_env",         "connect_timeout_ms", "timeout_ms",
     "first_byte_timeout_ms", "idle_timeout_ms", "max_response_bytes",
     "ca_file",         "user_agent",         "providers",
-    "catalog",         "ledger",             NULL};
+    "catalog",         "ledger",             "policy",
+    "groups",          NULL};
+
+/* A slug a group may name: provider/model, no '|'. */
+static int plain_slug(const char *s) {
+  const char *slash = strchr(s, '/');
+  return slash && slash != s && slash[1] && !strchr(s, '|');
+}
+
+/* Config key "groups": {"name": {"mode": "round_robin" | "weighted" |
+ * "order", "targets": ["slug" | {"slug": ..., "weight": N}, ...]}}. */
+static llmr_status parse_groups(llmr_router *r, const cJSON *groups,
+                                char *errbuf, size_t errsize) {
+  const cJSON *g;
+  size_t n = 0;
+  if (!cJSON_IsObject(groups)) {
+    llmr__errf(errbuf, errsize, "config.groups: expected an object");
+    return LLMR_E_INVAL;
+  }
+  n = (size_t)cJSON_GetArraySize(groups);
+  if (n == 0)
+    return LLMR_OK;
+  if (!(r->groups = llmr__calloc(n, sizeof(*r->groups))))
+    return LLMR_E_NOMEM;
+  cJSON_ArrayForEach(g, groups) {
+    lb_group *lg = &r->groups[r->n_groups];
+    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(g, "targets");
+    const cJSON *t, *k;
+    const char *mode = llmr__json_str(g, "mode");
+    size_t nt;
+    if (!*g->string || strchr(g->string, '|')) {
+      llmr__errf(errbuf, errsize,
+                 "config.groups.%s: a group name is non-empty and has no '|'",
+                 g->string);
+      return LLMR_E_INVAL;
+    }
+    if (!cJSON_IsObject(g)) {
+      llmr__errf(errbuf, errsize, "config.groups.%s: expected an object",
+                 g->string);
+      return LLMR_E_INVAL;
+    }
+    cJSON_ArrayForEach(k, g) {
+      if (strcmp(k->string, "mode") != 0 && strcmp(k->string, "targets") != 0) {
+        llmr__errf(errbuf, errsize, "config.groups.%s.%s: unknown setting",
+                   g->string, k->string);
+        return LLMR_E_INVAL;
+      }
+    }
+    if (!(lg->name = llmr__strdup(g->string)))
+      return LLMR_E_NOMEM;
+    r->n_groups++;
+    if (!mode || strcmp(mode, "round_robin") == 0) {
+      lg->mode = LB_ROUND_ROBIN;
+    } else if (strcmp(mode, "weighted") == 0) {
+      lg->mode = LB_WEIGHTED;
+    } else if (strcmp(mode, "order") == 0) {
+      lg->mode = LB_ORDER;
+    } else {
+      llmr__errf(errbuf, errsize,
+                 "config.groups.%s.mode: expected \"round_robin\", "
+                 "\"weighted\" or \"order\"",
+                 g->string);
+      return LLMR_E_INVAL;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(g, "mode") && !mode) {
+      llmr__errf(errbuf, errsize, "config.groups.%s.mode: expected a string",
+                 g->string);
+      return LLMR_E_INVAL;
+    }
+    llmr__rr_init(&lg->rr, 0);
+    nt = cJSON_IsArray(targets) ? (size_t)cJSON_GetArraySize(targets) : 0;
+    if (nt == 0 || nt > LLMR__GROUP_MAX_TARGETS) {
+      llmr__errf(errbuf, errsize,
+                 "config.groups.%s.targets: expected an array of 1 to %d "
+                 "slugs or {\"slug\", \"weight\"} objects",
+                 g->string, LLMR__GROUP_MAX_TARGETS);
+      return LLMR_E_INVAL;
+    }
+    if (!(lg->slugs = llmr__calloc(nt, sizeof(*lg->slugs))) ||
+        !(lg->weights = llmr__calloc(nt, sizeof(*lg->weights))))
+      return LLMR_E_NOMEM;
+    cJSON_ArrayForEach(t, targets) {
+      const char *slug = cJSON_IsString(t) ? t->valuestring
+                                           : llmr__json_str(t, "slug");
+      const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "weight");
+      double weight = 1;
+      if (!slug || !plain_slug(slug)) {
+        llmr__errf(errbuf, errsize,
+                   "config.groups.%s.targets[%zu]: expected a slug "
+                   "provider/model (or {\"slug\": ..., \"weight\": N})",
+                   g->string, lg->n);
+        return LLMR_E_INVAL;
+      }
+      if (w) {
+        if (!cJSON_IsNumber(w) || !(w->valuedouble >= 0) ||
+            !isfinite(w->valuedouble)) {
+          llmr__errf(errbuf, errsize,
+                     "config.groups.%s.targets[%zu].weight: expected a "
+                     "number >= 0",
+                     g->string, lg->n);
+          return LLMR_E_INVAL;
+        }
+        weight = w->valuedouble;
+      }
+      if (!(lg->slugs[lg->n] = llmr__strdup(slug)))
+        return LLMR_E_NOMEM;
+      lg->weights[lg->n++] = weight;
+    }
+  }
+  return LLMR_OK;
+}
 
 LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
                                         llmr_router **out, char *errbuf,
@@ -138,6 +297,8 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
   cJSON *conf = NULL;
   const cJSON *v, *provs = NULL;
   llmr__transport_opts topts;
+  llmr__health_opts hopts;
+  int cooldown_on = 1;
   llmr_status st = LLMR_E_NOMEM;
   long max_resp = (long)(LLMR__DEFAULT_MAX_RESPONSE >> 10);
   size_t i;
@@ -151,7 +312,14 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
   topts.max_response_bytes = LLMR__DEFAULT_MAX_RESPONSE;
   if (!(r = llmr__calloc(1, sizeof(*r))))
     goto out;
+  if (pthread_mutex_init(&r->lb_mu, NULL) != 0) {
+    llmr__free(r);
+    r = NULL;
+    goto out;
+  }
   r->use_env = 1;
+  llmr__policy_defaults(&r->policy);
+  memset(&hopts, 0, sizeof(hopts));
 
   if (config_json) {
     const cJSON *k;
@@ -197,6 +365,26 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
     provs = cJSON_GetObjectItemCaseSensitive(conf, "providers");
     if (provs && !cJSON_IsObject(provs))
       CONF_ERR("config.providers: expected an object");
+    if ((v = cJSON_GetObjectItemCaseSensitive(conf, "policy")) &&
+        (st = llmr__policy_apply(&r->policy, v, &hopts, &cooldown_on,
+                                 "config.policy", errbuf, errsize)) !=
+            LLMR_OK)
+      goto out;
+    if ((v = cJSON_GetObjectItemCaseSensitive(conf, "groups")) &&
+        (st = parse_groups(r, v, errbuf, errsize)) != LLMR_OK)
+      goto out;
+  }
+  r->timeout_ms = topts.timeout_ms;
+  if (cooldown_on) {
+    /* a trial that never reports frees its key after the longest an
+     * attempt can take */
+    hopts.trial_timeout_ms =
+        r->policy.attempt_timeout_ms > 0 ? r->policy.attempt_timeout_ms
+                                         : (int64_t)topts.timeout_ms;
+    if (!(r->health = llmr__health_new(&hopts))) {
+      st = LLMR_E_NOMEM;
+      goto out;
+    }
   }
   if (!topts.ca_file && r->use_env && getenv("LLMR_CA_FILE") &&
       *getenv("LLMR_CA_FILE"))
@@ -297,32 +485,6 @@ LLMR_API llmr_status llmr_router_add_provider(llmr_router *r, const char *name,
 
 /* ---- one call ----------------------------------------------------------- */
 
-/* Whether a failed attempt lets the router try the next slug. The issue-5
- * policy will make this configurable; this is the default table. */
-static int should_fall_back(llmr_status st) {
-  switch (st) {
-  case LLMR_E_TRANSPORT:
-  case LLMR_E_TIMEOUT:
-  case LLMR_E_TLS:
-  case LLMR_E_RATE_LIMITED:
-  case LLMR_E_OVERLOADED:
-  case LLMR_E_SERVER:
-  case LLMR_E_AUTH:
-  case LLMR_E_PAYMENT:
-  case LLMR_E_NOT_FOUND:
-  case LLMR_E_CONTEXT_LENGTH:
-  case LLMR_E_PROTOCOL:
-  case LLMR_E_NO_PROVIDER:
-  case LLMR_E_NO_KEY:
-  case LLMR_E_CAPABILITY:
-  case LLMR_E_BUDGET:
-  case LLMR_E_PROVIDER:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
 /* A transport failure: retryable when the next try could succeed. */
 static int transport_retryable(llmr_status st) {
   return st == LLMR_E_TRANSPORT || st == LLMR_E_TIMEOUT;
@@ -351,17 +513,6 @@ static llmr_status generic_classify(const llmr_http_response *http,
   cJSON_Delete(root);
   return st;
 }
-
-/* One call in progress: llmr_complete() (sink NULL) or llmr_stream(). */
-typedef struct call {
-  llmr_router *r;
-  const llmr_request *req;
-  llmr_response *resp;
-  llmr__sink *sink;
-  const char *const *models;
-  size_t n_models;
-  int recorded; /* attempts that left a ledger record */
-} call;
 
 static llmr_status set_error(llmr_response *resp, llmr_status st,
                              const char *msg, int retryable) {
@@ -454,6 +605,7 @@ static llmr_status parse_whole(const llmr_provider *p,
   return st;
 }
 
+
 /* ---- the streaming glue: transport bytes -> SSE -> adapter -------------- */
 
 enum { BODY_UNDECIDED, BODY_SSE, BODY_JSON };
@@ -541,106 +693,195 @@ static int glue_body(void *user, const llmr_http_response *head,
   return glue_feed(g, data, len);
 }
 
-/* Send a streaming request and decode its reply as it arrives. */
-static llmr_status exchange_stream(llmr_router *r, const llmr_provider *p,
-                                   const llmr_http_request *http,
-                                   llmr_http_response *reply,
-                                   llmr_response *resp) {
-  glue g;
-  char err[LLMR_ERRBUF_SIZE];
-  llmr_status st, tst;
+/* ---- one call: candidates, legs, the policy loop ------------------------ */
 
-  memset(&g, 0, sizeof(g));
-  g.p = p;
-  g.resp = resp;
-  if (p->vt->state_size &&
-      !(g.state = llmr__calloc(1, p->vt->state_size)))
-    return set_error(resp, LLMR_E_NOMEM, NULL, 0);
-  llmr__sse_init(&g.sse, 0, glue_event, &g);
-  err[0] = '\0';
-  tst = llmr__transport_stream(r->transport, http, reply, glue_body, &g, err,
-                               sizeof(err));
-  resp->http_status = (int)reply->status;
-  if (tst == LLMR_E_ABORTED) {
-    /* the glue stopped it: the adapter's error, a cancel, or the parser */
-    st = g.st != LLMR_OK ? g.st : tst;
-  } else if (reply->status >= 200 && reply->status < 300 &&
-             g.mode == BODY_JSON) {
-    if (tst != LLMR_OK) {
-      st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
-                     transport_retryable(tst));
-    } else {
-      /* a host that answered the stream request with one document */
-      llmr__buf body = reply->body;
-      reply->body = g.held;
-      st = parse_whole(p, reply, resp);
-      reply->body = body;
-    }
-  } else if (reply->status >= 200 && reply->status < 300) {
-    /* a trailing event with no blank line after it is discarded (spec) */
-    if (tst == LLMR_OK)
-      llmr__sse_finish(&g.sse);
-    if (resp->stream_done) /* complete: what follows the marker is moot */
-      st = LLMR_OK;
-    else if (tst != LLMR_OK)
-      st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
-                     transport_retryable(tst));
-    else
-      st = set_error(resp, LLMR_E_PROTOCOL,
-                     "stream ended before the provider's end marker", 0);
-  } else if (tst != LLMR_OK) {
-    st = set_error(resp, tst, err[0] ? err : llmr_status_str(tst),
-                   transport_retryable(tst));
-  } else {
-    st = classify(p, reply, resp);
+/* One deployment the call may try, in order: a slug of the list, or one
+ * target of a group / an inline "a|b" entry. */
+typedef struct cand {
+  const char *slug; /* borrowed from the call's list, a group or `owned` */
+  char *owned;      /* a piece of an inline "a|b" entry */
+  int used;         /* consumed as a hedge: do not try it again */
+} cand;
+
+/* One call in progress: llmr_complete() (sink NULL) or llmr_stream(). */
+typedef struct call {
+  llmr_router *r;
+  const llmr_request *req;
+  llmr_response *resp;
+  llmr__sink *sink;
+  const char *const *models;
+  size_t n_models;
+  llmr__policy pol;
+  cand *cands;
+  size_t n_cands;
+  int recorded;           /* attempts that left a ledger record */
+  int64_t deadline;       /* monotonic ms; INT64_MAX: none */
+  size_t failed;          /* candidates that failed or were skipped */
+  size_t cooled;          /* ... of which skipped by a cooldown */
+  int64_t earliest;       /* when a cooling candidate may be tried again */
+  int deadline_hit;       /* the call's deadline ended it */
+  uint64_t rng;
+  int rng_seeded;
+  /* providers that refused their key or credit earlier in this call */
+  const llmr_provider *refused[16];
+  llmr_status refused_st[16];
+  size_t n_refused;
+} call;
+
+static int64_t now_ms(void) { return llmr__monotonic_ms(); }
+
+static uint64_t *call_rng(call *c) {
+  if (!c->rng_seeded) {
+    llmr__rng_seed(&c->rng);
+    c->rng_seeded = 1;
   }
-  llmr__sse_free(&g.sse);
-  llmr__buf_free(&g.held);
-  llmr__free(g.state);
-  return st;
+  return &c->rng;
 }
 
-/* Build, send and read one attempt. */
-static llmr_status exchange(call *c, const llmr_provider *p,
-                            const char *native) {
-  llmr_response *resp = c->resp;
-  int streaming = c->sink && p->vt->stream_event;
-  llmr_http_request http;
-  llmr_http_response reply;
-  llmr_status st;
-  char err[LLMR_ERRBUF_SIZE];
-  size_t i;
+static llmr_status add_cand(call *c, size_t *cap, const char *slug,
+                            char *owned) {
+  if (llmr__grow((void **)&c->cands, cap, c->n_cands + 1,
+                 sizeof(*c->cands)) != 0) {
+    llmr__free(owned);
+    return LLMR_E_NOMEM;
+  }
+  c->cands[c->n_cands].slug = owned ? owned : slug;
+  c->cands[c->n_cands].owned = owned;
+  c->cands[c->n_cands].used = 0;
+  c->n_cands++;
+  return LLMR_OK;
+}
 
-  memset(&http, 0, sizeof(http));
-  memset(&reply, 0, sizeof(reply));
-  st = p->vt->build_request(p, c->req, native, streaming, &http, resp);
-  for (i = 0; st == LLMR_OK && i < p->n_headers; i++)
-    st = llmr_http_request_add_header(&http, p->headers[i].name,
-                                      p->headers[i].value);
-  if (st != LLMR_OK) {
-    if (!resp->error)
-      set_error(resp, st, "could not build the provider request", 0);
-    goto out;
+static const lb_group *find_group(const llmr_router *r, const char *name) {
+  size_t i;
+  for (i = 0; i < r->n_groups; i++)
+    if (strcmp(r->groups[i].name, name) == 0)
+      return &r->groups[i];
+  return NULL;
+}
+
+/* The next round-robin start of an inline entry ("a|b|c"). */
+static size_t inline_start(llmr_router *r, const char *key, size_t n) {
+  size_t i, start;
+  pthread_mutex_lock(&r->lb_mu);
+  for (i = 0; i < r->n_counters; i++)
+    if (strcmp(r->counters[i].key, key) == 0)
+      break;
+  if (i == r->n_counters && r->n_counters < LLMR__LB_COUNTERS) {
+    lb_counter *grown = llmr__realloc(r->counters,
+                                      (r->n_counters + 1) * sizeof(*grown));
+    char *k = llmr__strdup(key);
+    if (grown)
+      r->counters = grown;
+    if (grown && k) {
+      r->counters[i].key = k;
+      r->counters[i].next = 0;
+      r->n_counters++;
+    } else {
+      llmr__free(k);
+    }
   }
-  if (streaming) {
-    st = exchange_stream(c->r, p, &http, &reply, resp);
-    goto out;
+  start = i < r->n_counters ? r->counters[i].next++ : 0;
+  pthread_mutex_unlock(&r->lb_mu);
+  return start % n;
+}
+
+/* The order in which a group's targets are tried by this call. */
+static void group_order(call *c, const lb_group *g, size_t *order) {
+  double w[LLMR__GROUP_MAX_TARGETS];
+  size_t i, k, start;
+  if (g->mode == LB_WEIGHTED) {
+    /* weighted sampling without replacement: each pick by weight among
+     * those left; the drained (weight 0) go last, in list order */
+    size_t left = 0, pos = 0;
+    for (i = 0; i < g->n; i++) {
+      w[i] = g->weights[i];
+      if (w[i] > 0)
+        left++;
+    }
+    while (left > 0) {
+      double sub[LLMR__GROUP_MAX_TARGETS];
+      size_t map[LLMR__GROUP_MAX_TARGETS], m = 0, pick;
+      for (i = 0; i < g->n; i++)
+        if (w[i] > 0) {
+          sub[m] = w[i];
+          map[m++] = i;
+        }
+      pick = map[llmr__pick_weighted(sub, m, call_rng(c))];
+      order[pos++] = pick;
+      w[pick] = 0;
+      left--;
+    }
+    for (i = 0; i < g->n; i++)
+      if (!(g->weights[i] > 0))
+        order[pos++] = i;
+    return;
   }
-  err[0] = '\0';
-  st = llmr__transport_perform(c->r->transport, &http, &reply, err,
-                               sizeof(err));
-  resp->http_status = (int)reply.status;
-  if (st != LLMR_OK)
-    st = set_error(resp, st, err[0] ? err : llmr_status_str(st),
-                   transport_retryable(st));
-  else if (reply.status >= 200 && reply.status < 300)
-    st = parse_whole(p, &reply, resp);
-  else
-    st = classify(p, &reply, resp);
-out:
-  llmr__http_request_clear(&http);
-  llmr__http_response_clear(&reply);
-  return st;
+  start = g->mode == LB_ROUND_ROBIN
+              ? llmr__rr_next((llmr__rr *)&g->rr, g->n)
+              : 0;
+  for (k = 0; k < g->n; k++)
+    order[k] = (start + k) % g->n;
+}
+
+/* Expand the slug list into the call's candidates (groups and inline
+ * "a|b" entries become their deployments, in the order this call tries
+ * them). */
+static llmr_status expand(call *c) {
+  size_t cap = 0, i, k;
+  llmr_status st;
+  for (i = 0; i < c->n_models; i++) {
+    const char *e = c->models[i] ? c->models[i] : "";
+    const lb_group *g = find_group(c->r, e);
+    if (g) {
+      size_t order[LLMR__GROUP_MAX_TARGETS];
+      group_order(c, g, order);
+      for (k = 0; k < g->n; k++)
+        if ((st = add_cand(c, &cap, g->slugs[order[k]], NULL)) != LLMR_OK)
+          return st;
+    } else if (strchr(e, '|')) {
+      const char *parts[LLMR__GROUP_MAX_TARGETS];
+      size_t lens[LLMR__GROUP_MAX_TARGETS], n = 0, start;
+      const char *p = e;
+      for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len && n < LLMR__GROUP_MAX_TARGETS) {
+          parts[n] = p;
+          lens[n++] = len;
+        }
+        if (!bar)
+          break;
+        p = bar + 1;
+      }
+      if (n == 0) {
+        if ((st = add_cand(c, &cap, "", NULL)) != LLMR_OK)
+          return st;
+        continue;
+      }
+      start = inline_start(c->r, e, n);
+      for (k = 0; k < n; k++) {
+        size_t j = (start + k) % n;
+        char *piece = llmr__strndup(parts[j], lens[j]);
+        if (!piece)
+          return LLMR_E_NOMEM;
+        if ((st = add_cand(c, &cap, NULL, piece)) != LLMR_OK)
+          return st;
+      }
+    } else if ((st = add_cand(c, &cap, e, NULL)) != LLMR_OK) {
+      return st;
+    }
+  }
+  return LLMR_OK;
+}
+
+static void free_cands(call *c) {
+  size_t i;
+  for (i = 0; i < c->n_cands; i++)
+    llmr__free(c->cands[i].owned);
+  llmr__free(c->cands);
+  c->cands = NULL;
+  c->n_cands = 0;
 }
 
 /* Deliver an event that carries a status (FALLBACK, ERROR). */
@@ -662,6 +903,131 @@ static llmr_status emit_plain(llmr_response *resp, llmr_event_type type) {
   if (type == LLMR_EVENT_DONE)
     ev.finish_reason = resp->finish_reason;
   return llmr__emit(resp, &ev);
+}
+
+/* Point the sink at an attempt (the fields every event carries). */
+static void sink_attempt(llmr__sink *sink, const char *slug,
+                         const llmr_provider *p, const char *native) {
+  if (!sink)
+    return;
+  sink->model = slug;
+  sink->provider = p ? p->name : NULL;
+  sink->native_model = native;
+}
+
+/* ---- the circuits of an attempt ----------------------------------------- */
+
+/* The provider's and the model's circuit keys and what the table said. */
+typedef struct circuits {
+  char model_key[320];
+  const char *provider_key;
+  int model_trial;    /* we hold the model key's TRIAL */
+  int provider_trial; /* we hold the provider key's TRIAL */
+} circuits;
+
+static void circuits_init(circuits *k, const llmr_provider *p,
+                          const char *native) {
+  memset(k, 0, sizeof(*k));
+  k->provider_key = p->name;
+  snprintf(k->model_key, sizeof(k->model_key), "%s/%s", p->name, native);
+}
+
+/* May this deployment be tried now? LLMR__HEALTH_SKIP with *until set
+ * when one of its circuits is open (or another caller's trial runs);
+ * trials taken are noted in k. only_allow: refuse a TRIAL too (a hedge
+ * partner must not be the probe of a half-open circuit). */
+static llmr__health_decision circuits_check(call *c, circuits *k,
+                                            int only_allow, int64_t *until) {
+  llmr__health *h = c->r->health;
+  llmr__health_decision d;
+  int64_t t = now_ms();
+  *until = t;
+  if (!h || !c->pol.cooldown)
+    return LLMR__HEALTH_ALLOW;
+  d = llmr__health_check(h, k->provider_key, t, until);
+  if (d == LLMR__HEALTH_SKIP)
+    return d;
+  if (d == LLMR__HEALTH_TRIAL) {
+    if (only_allow) {
+      llmr__health_release_trial(h, k->provider_key);
+      return LLMR__HEALTH_SKIP;
+    }
+    k->provider_trial = 1;
+  }
+  d = llmr__health_check(h, k->model_key, t, until);
+  if (d == LLMR__HEALTH_TRIAL) {
+    if (only_allow) {
+      llmr__health_release_trial(h, k->model_key);
+      d = LLMR__HEALTH_SKIP;
+    } else {
+      k->model_trial = 1;
+    }
+  }
+  if (d == LLMR__HEALTH_SKIP && k->provider_trial) {
+    llmr__health_release_trial(h, k->provider_key);
+    k->provider_trial = 0;
+  }
+  return d;
+}
+
+/* Give back trials that will not be reported (nothing was sent). */
+static void circuits_release(call *c, circuits *k) {
+  if (k->provider_trial)
+    llmr__health_release_trial(c->r->health, k->provider_key);
+  if (k->model_trial)
+    llmr__health_release_trial(c->r->health, k->model_key);
+  k->provider_trial = k->model_trial = 0;
+}
+
+static void report_key(llmr__health *h, const char *key, int *trial,
+                       int ok, int64_t hint) {
+  if (*trial)
+    llmr__health_report_trial(h, key, now_ms(), ok, hint);
+  else
+    llmr__health_report(h, key, now_ms(), ok, hint);
+  *trial = 0;
+}
+
+/*
+ * Report an attempt that went out. A failure counts against the circuit
+ * its class names (the model's or the provider's); any HTTP reply shows
+ * the provider's host and key work, and a reply that is the request's own
+ * fault (400, context length...) shows the model works too. Rate-limit
+ * headers cool the model down until their reset, on success or failure.
+ */
+static void circuits_report(call *c, circuits *k, llmr_status st, int http,
+                            const llmr_http_response *reply) {
+  llmr__health *h = c->r->health;
+  int cls = st == LLMR_OK ? -1 : llmr__eclass_of(st, http);
+  llmr__scope scope = cls < 0 ? LLMR__SCOPE_NONE : llmr__eclass_scope(cls);
+  int64_t hint = 0;
+  if (!h)
+    return;
+  if (c->pol.rate_limit_headers && http > 0)
+    hint = llmr__ratelimit_cooldown_ms(reply, llmr__realtime_ms());
+  if (st != LLMR_OK && cls < 0) { /* cancelled, out of memory: no verdict */
+    circuits_release(c, k);
+    return;
+  }
+  /* the provider: its failure, or a reply that proves it answers */
+  if (scope == LLMR__SCOPE_PROVIDER)
+    report_key(h, k->provider_key, &k->provider_trial, 0, 0);
+  else if (http > 0)
+    report_key(h, k->provider_key, &k->provider_trial, 1, 0);
+  else if (k->provider_trial)
+    llmr__health_release_trial(h, k->provider_key);
+  k->provider_trial = 0;
+  /* the model */
+  if (scope == LLMR__SCOPE_MODEL)
+    report_key(h, k->model_key, &k->model_trial, 0, hint);
+  else if (scope == LLMR__SCOPE_NONE && (http > 0 || st == LLMR_OK))
+    report_key(h, k->model_key, &k->model_trial, 1, hint);
+  else if (hint > 0)
+    report_key(h, k->model_key, &k->model_trial, 1, hint);
+  else if (k->model_trial) {
+    llmr__health_release_trial(h, k->model_key);
+    k->model_trial = 0;
+  }
 }
 
 /* ---- the ledger: budgets before an attempt, a record after it ----------- */
@@ -687,7 +1053,7 @@ static int64_t worst_case(const llmr__model_info *info,
 
 /* Reserve the attempt's worst case; LLMR_E_BUDGET (on resp) when a budget
  * has no room for it. */
-static llmr_status reserve(call *c, const char *slug,
+static llmr_status reserve(call *c, llmr_response *resp, const char *slug,
                            const llmr__model_info *info,
                            llmr__reservation *res) {
   char why[LLMR_ERRBUF_SIZE];
@@ -699,25 +1065,26 @@ static llmr_status reserve(call *c, const char *slug,
   if (st == LLMR_E_BUDGET) {
     char msg[LLMR_ERRBUF_SIZE + 80];
     snprintf(msg, sizeof(msg), "%s refused before sending: %s", slug, why);
-    return set_error(c->resp, st, msg, 0);
+    return set_error(resp, st, msg, 0);
   }
   return st;
 }
 
-/* Price an attempt that reached its provider, add it to the call's cost
- * and leave its ledger record (settling the reservation). */
-static void settle(call *c, llmr__attempt *a, const char *native,
-                   const llmr__model_info *info, int64_t t_wall,
-                   double ttft_ms, llmr__reservation *res) {
+/* Price an attempt that reached its provider (usage read from `src`, the
+ * response the attempt was decoded into), add it to the call's cost and
+ * leave its ledger record (settling the reservation). */
+static void settle(call *c, const llmr_response *src, llmr__attempt *a,
+                   const char *native, const llmr__model_info *info,
+                   int64_t t_wall, double ttft_ms, llmr__reservation *res) {
   llmr_response *resp = c->resp;
   llmr__ledger_rec rec;
   char err[LLMR_ERRBUF_SIZE];
   memset(&rec, 0, sizeof(rec));
-  rec.usage.prompt = resp->tokens[LLMR_TOKENS_PROMPT];
-  rec.usage.completion = resp->tokens[LLMR_TOKENS_COMPLETION];
-  rec.usage.cached = resp->tokens[LLMR_TOKENS_CACHED];
-  rec.usage.cache_write = resp->tokens[LLMR_TOKENS_CACHE_WRITE];
-  rec.usage.reasoning = resp->tokens[LLMR_TOKENS_REASONING];
+  rec.usage.prompt = src->tokens[LLMR_TOKENS_PROMPT];
+  rec.usage.completion = src->tokens[LLMR_TOKENS_COMPLETION];
+  rec.usage.cached = src->tokens[LLMR_TOKENS_CACHED];
+  rec.usage.cache_write = src->tokens[LLMR_TOKENS_CACHE_WRITE];
+  rec.usage.reasoning = src->tokens[LLMR_TOKENS_REASONING];
   a->cost_nanousd = llmr__cost_nanousd(info, &rec.usage, a->status == LLMR_OK);
   if (a->cost_nanousd < 0 || resp->cost_nanousd < 0)
     resp->cost_nanousd = -1;
@@ -738,7 +1105,7 @@ static void settle(call *c, llmr__attempt *a, const char *native,
   rec.stream = c->sink != NULL;
   rec.status = a->status;
   rec.http_status = a->http_status;
-  rec.estimated = resp->usage_estimated;
+  rec.estimated = src->usage_estimated;
   rec.cost_nanousd = a->cost_nanousd;
   rec.latency_ms = a->duration_ms;
   rec.ttft_ms = ttft_ms;
@@ -750,101 +1117,707 @@ static void settle(call *c, llmr__attempt *a, const char *native,
   }
 }
 
+/* ---- legs: one built request, sent alone or as one side of a hedge ------ */
+
+typedef struct leg {
+  call *c;
+  cand *cd;
+  llmr_provider *p;
+  const char *native;
+  const llmr__model_info *info;
+  circuits k;
+  llmr_response *resp; /* c->resp, or a scratch response for a hedge */
+  llmr_http_request http;
+  llmr_http_response reply;
+  llmr__xfer x;
+  glue g;
+  int streaming;
+  llmr__reservation res;
+  double t0;
+  int64_t t_wall;
+  int hedge;         /* the second side of a hedged pair */
+  int announced;     /* its events have been pointed at it */
+  int deadline_cut;  /* its timeout is the call's deadline, not the limit */
+  llmr_status st;
+} leg;
+
+/* The sink of a streaming leg: the first body bytes of the leg that won
+ * point the events at it (a hedge that wins announces itself with an
+ * ATTEMPT event first), then the glue decodes them. */
+static int leg_body(void *user, const llmr_http_response *head,
+                    const char *data, size_t len) {
+  leg *l = user;
+  if (!l->announced) {
+    l->announced = 1;
+    sink_attempt(l->c->sink, l->cd->slug, l->p, l->native);
+    if (l->hedge && emit_plain(l->resp, LLMR_EVENT_ATTEMPT) != LLMR_OK) {
+      l->g.st = LLMR_E_ABORTED;
+      return 1;
+    }
+  }
+  return glue_body(&l->g, head, data, len);
+}
+
+/* The per-attempt time limit: the policy's (or the router's), cut to what
+ * the call's deadline leaves (minus `later`, ms before it starts). 0 when
+ * the deadline leaves nothing. */
+static long leg_timeout(call *c, leg *l, int64_t later) {
+  int64_t lim = c->pol.attempt_timeout_ms > 0 ? c->pol.attempt_timeout_ms
+                                              : (int64_t)c->r->timeout_ms;
+  l->deadline_cut = 0;
+  if (c->deadline != INT64_MAX) {
+    int64_t left = c->deadline - now_ms() - later;
+    if (left <= 0)
+      return 0;
+    if (left < lim) {
+      lim = left;
+      l->deadline_cut = 1;
+    }
+  }
+  return (long)lim;
+}
+
+/* Build the request of a leg (warnings go to l->resp). */
+static llmr_status leg_build(leg *l) {
+  call *c = l->c;
+  llmr_status st;
+  size_t i;
+  memset(&l->http, 0, sizeof(l->http));
+  memset(&l->reply, 0, sizeof(l->reply));
+  memset(&l->g, 0, sizeof(l->g));
+  l->streaming = c->sink && l->p->vt->stream_event;
+  st = l->p->vt->build_request(l->p, c->req, l->native, l->streaming,
+                               &l->http, l->resp);
+  for (i = 0; st == LLMR_OK && i < l->p->n_headers; i++)
+    st = llmr_http_request_add_header(&l->http, l->p->headers[i].name,
+                                      l->p->headers[i].value);
+  if (st != LLMR_OK) {
+    if (!l->resp->error)
+      set_error(l->resp, st, "could not build the provider request", 0);
+    return st;
+  }
+  if (l->streaming) {
+    l->g.p = l->p;
+    l->g.resp = l->resp;
+    if (l->p->vt->state_size &&
+        !(l->g.state = llmr__calloc(1, l->p->vt->state_size)))
+      return set_error(l->resp, LLMR_E_NOMEM, NULL, 0);
+    llmr__sse_init(&l->g.sse, 0, glue_event, &l->g);
+  }
+  memset(&l->x, 0, sizeof(l->x));
+  l->x.req = &l->http;
+  l->x.resp = &l->reply;
+  l->x.sink = l->streaming ? leg_body : NULL;
+  l->x.user = l;
+  return LLMR_OK;
+}
+
+static void leg_free(leg *l) {
+  if (l->streaming) {
+    llmr__sse_free(&l->g.sse);
+    llmr__buf_free(&l->g.held);
+    llmr__free(l->g.state);
+  }
+  l->streaming = 0;
+  llmr__http_request_clear(&l->http);
+  llmr__http_response_clear(&l->reply);
+}
+
+/* Read what came back: the answer or the error, on l->resp. */
+static llmr_status leg_finish(leg *l, const char *winner_slug) {
+  llmr_response *resp = l->resp;
+  llmr__xfer *x = &l->x;
+  const char *err = x->err[0] ? x->err : llmr_status_str(x->st);
+  llmr_status st, tst = x->st;
+
+  resp->http_status = (int)l->reply.status;
+  if (x->cancelled) {
+    char msg[LLMR_ERRBUF_SIZE];
+    snprintf(msg, sizeof(msg), "cancelled: the hedged request to %s "
+             "answered first", winner_slug ? winner_slug : "another slug");
+    return set_error(resp, LLMR_E_ABORTED, msg, 0);
+  }
+  if (tst == LLMR_E_TIMEOUT && l->deadline_cut) {
+    char msg[LLMR_ERRBUF_SIZE + 64];
+    snprintf(msg, sizeof(msg),
+             "the call's deadline_ms (%lld ms) passed during the attempt",
+             (long long)l->c->pol.deadline_ms);
+    l->c->deadline_hit = 1;
+    return set_error(resp, tst, msg, 1);
+  }
+  if (!l->streaming) {
+    if (tst != LLMR_OK)
+      return set_error(resp, tst, err, transport_retryable(tst));
+    if (l->reply.status >= 200 && l->reply.status < 300)
+      return parse_whole(l->p, &l->reply, resp);
+    return classify(l->p, &l->reply, resp);
+  }
+  if (tst == LLMR_E_ABORTED) {
+    /* the glue stopped it: the adapter's error, a cancel, or the parser */
+    st = l->g.st != LLMR_OK ? l->g.st : tst;
+    if (!resp->error)
+      set_error(resp, st, err, 0);
+  } else if (l->reply.status >= 200 && l->reply.status < 300 &&
+             l->g.mode == BODY_JSON) {
+    if (tst != LLMR_OK) {
+      st = set_error(resp, tst, err, transport_retryable(tst));
+    } else {
+      /* a host that answered the stream request with one document */
+      llmr__buf body = l->reply.body;
+      l->reply.body = l->g.held;
+      st = parse_whole(l->p, &l->reply, resp);
+      l->reply.body = body;
+    }
+  } else if (l->reply.status >= 200 && l->reply.status < 300) {
+    /* a trailing event with no blank line after it is discarded (spec) */
+    if (tst == LLMR_OK)
+      llmr__sse_finish(&l->g.sse);
+    if (resp->stream_done) /* complete: what follows the marker is moot */
+      st = LLMR_OK;
+    else if (tst != LLMR_OK)
+      st = set_error(resp, tst, err, transport_retryable(tst));
+    else
+      st = set_error(resp, LLMR_E_PROTOCOL,
+                     "stream ended before the provider's end marker", 0);
+  } else if (tst != LLMR_OK) {
+    st = set_error(resp, tst, err, transport_retryable(tst));
+  } else {
+    st = classify(l->p, &l->reply, resp);
+  }
+  return st;
+}
+
+/* Trace, price, record and report one leg that was started. */
+static llmr_status leg_record(leg *l) {
+  call *c = l->c;
+  llmr_response *resp = l->resp;
+  llmr__sink *sink = c->sink;
+  llmr__attempt a;
+  double ttft_ms = -1;
+  llmr_status st = l->st;
+
+  if (st == LLMR_OK)
+    st = l->st = llmr__response_finish_calls(resp);
+  /* usage for the ledger: estimated when the provider gave none, for an
+   * answer, for the partial output of a stream that broke off, for the
+   * prompt of any 2xx reply (the provider took it), and for a hedge that
+   * was cancelled after its request went out (it may be billed) */
+  if (st == LLMR_OK || llmr__response_has_content(resp) ||
+      (resp->http_status >= 200 && resp->http_status < 300) ||
+      (l->x.cancelled && l->x.sent))
+    llmr__response_estimate_usage(resp, c->req);
+  if (sink && l->announced && sink->content_started &&
+      sink->first_content_ms >= l->t0)
+    ttft_ms = sink->first_content_ms - l->t0;
+  memset(&a, 0, sizeof(a));
+  a.model = (char *)l->cd->slug; /* borrowed; copied by add_attempt */
+  a.provider = l->p->name;
+  a.status = st;
+  a.duration_ms = llmr__now_ms() - l->t0;
+  a.http_status = resp->http_status;
+  a.retryable = st != LLMR_OK && resp->retryable;
+  a.error = st != LLMR_OK ? resp->error : NULL;
+  a.bytes = l->x.bytes;
+  a.hedge = l->hedge ? 1u : 0u;
+  if (resp->http_status > 0 || (l->x.cancelled && l->x.sent))
+    settle(c, resp, &a, l->native, l->info, l->t_wall, ttft_ms, &l->res);
+  else
+    llmr__ledger_release(c->r->ledger, &l->res);
+  if (l->x.cancelled)
+    circuits_release(c, &l->k); /* slower, not broken */
+  else
+    circuits_report(c, &l->k, st, resp->http_status, &l->reply);
+  return llmr__response_add_attempt(c->resp, &a);
+}
+
+/* ---- trace entries for attempts that sent nothing ----------------------- */
+
+/* A trace entry for a deployment that was not sent (resolve failure,
+ * refused provider, cooldown, budget); the error is on c->resp. */
+static llmr_status add_unsent(call *c, const char *slug,
+                              const llmr_provider *p, llmr_status st,
+                              int skipped) {
+  llmr__attempt a;
+  memset(&a, 0, sizeof(a));
+  a.model = (char *)slug;
+  a.provider = p ? p->name : NULL;
+  a.status = st;
+  a.retryable = c->resp->retryable;
+  a.error = c->resp->error;
+  a.skipped = skipped ? 1u : 0u;
+  return llmr__response_add_attempt(c->resp, &a);
+}
+
+static const llmr_provider *refused_by(call *c, const llmr_provider *p,
+                                       llmr_status *st) {
+  size_t i;
+  for (i = 0; i < c->n_refused; i++)
+    if (c->refused[i] == p) {
+      *st = c->refused_st[i];
+      return p;
+    }
+  return NULL;
+}
+
+static void note_refused(call *c, const llmr_provider *p, llmr_status st) {
+  llmr_status old;
+  if (refused_by(c, p, &old) ||
+      c->n_refused == sizeof(c->refused) / sizeof(c->refused[0]))
+    return;
+  c->refused[c->n_refused] = p;
+  c->refused_st[c->n_refused++] = st;
+}
+
+/* ---- the policy loop ----------------------------------------------------- */
+
+enum { NEXT, DONE, STOP };
+
+/* Whether the call has another candidate after index k. */
+static int has_next(const call *c, size_t k) {
+  size_t j;
+  for (j = k + 1; j < c->n_cands; j++)
+    if (!c->cands[j].used)
+      return 1;
+  return 0;
+}
+
+/* After a failure: move on (NEXT) or end the call (STOP), by the class's
+ * action; `retry` is set when the policy retries the same slug. */
+static int policy_decide(call *c, llmr_status st, int http, int retryable,
+                  int *retry) {
+  int cls = llmr__eclass_of(st, http);
+  int act;
+  *retry = 0;
+  if (cls < 0)
+    return STOP;
+  act = c->pol.action[cls];
+  if (cls == LLMR__EC_BUDGET && c->r->ledger &&
+      !llmr__ledger_budget_fallback(c->r->ledger))
+    act = LLMR__ACT_STOP;
+  if (act == LLMR__ACT_STOP)
+    return STOP;
+  if (act == LLMR__ACT_RETRY && (retryable || c->pol.explicit_[cls]))
+    *retry = 1;
+  return NEXT;
+}
+
+/* Sleep ms milliseconds (this thread only). */
+static void sleep_ms(int64_t ms) {
+  struct timespec ts;
+  if (ms <= 0)
+    return;
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+/* The wait before retrying the slug: Retry-After within longest_wait_ms
+ * (else NO_RETRY_WAIT), full-jitter backoff, no longer than the call's
+ * deadline allows (else NO_RETRY_DEADLINE) and not while a circuit stays
+ * open past it (NO_RETRY_CIRCUIT). */
+enum { NO_RETRY_WAIT = -1, NO_RETRY_DEADLINE = -2, NO_RETRY_CIRCUIT = -3 };
+
+static int64_t retry_wait(call *c, leg *l, unsigned tries) {
+  int64_t wait, t, keys_until;
+  const char *keys[2];
+  wait = llmr__retry_wait_ms(
+      c->resp->retry_after_s,
+      llmr__backoff_ms(tries, c->pol.backoff_ms, c->pol.backoff_cap_ms,
+                       call_rng(c)),
+      c->pol.longest_wait_ms);
+  if (wait < 0)
+    return NO_RETRY_WAIT;
+  t = now_ms();
+  if (c->deadline != INT64_MAX && t + wait >= c->deadline)
+    return NO_RETRY_DEADLINE;
+  if (c->r->health && c->pol.cooldown) {
+    keys[0] = l->k.provider_key;
+    keys[1] = l->k.model_key;
+    /* both keys must be triable by then (the earliest of one key each) */
+    keys_until = llmr__health_earliest(c->r->health, &keys[0], 1, t + wait);
+    if (keys_until > t + wait)
+      return NO_RETRY_CIRCUIT;
+    keys_until = llmr__health_earliest(c->r->health, &keys[1], 1, t + wait);
+    if (keys_until > t + wait)
+      return NO_RETRY_CIRCUIT;
+  }
+  return wait;
+}
+
+/* Find a hedge partner for candidate k: the next candidate, if it
+ * resolves, is not cooling down or half-open, and fits the budget. The
+ * partner's leg is prepared into h (with its own scratch response). */
+static int prepare_hedge(call *c, size_t k, leg *h, long *timeout) {
+  size_t j;
+  cand *cd = NULL;
+  llmr_status st, refused;
+  int64_t until;
+  for (j = k + 1; j < c->n_cands; j++)
+    if (!c->cands[j].used) {
+      cd = &c->cands[j];
+      break;
+    }
+  if (!cd)
+    return 0;
+  memset(h, 0, sizeof(*h));
+  h->c = c;
+  h->cd = cd;
+  h->hedge = 1;
+  if (!(h->resp = llmr__response_new()))
+    return 0;
+  h->resp->sink = c->sink;
+  if (resolve(c->r, cd->slug, c->req, h->resp, &h->p, &h->native,
+              &h->info) != LLMR_OK ||
+      refused_by(c, h->p, &refused))
+    goto no;
+  circuits_init(&h->k, h->p, h->native);
+  if (circuits_check(c, &h->k, 1, &until) != LLMR__HEALTH_ALLOW)
+    goto no;
+  if ((*timeout = leg_timeout(c, h, c->pol.hedge_ms)) <= 0)
+    goto no;
+  if (reserve(c, h->resp, cd->slug, h->info, &h->res) != LLMR_OK)
+    goto no;
+  if ((st = leg_build(h)) != LLMR_OK) {
+    llmr__ledger_release(c->r->ledger, &h->res);
+    leg_free(h);
+    goto no;
+  }
+  h->x.timeout_ms = *timeout;
+  return 1;
+no:
+  h->resp->sink = NULL;
+  llmr_response_free(h->resp);
+  h->resp = NULL;
+  return 0;
+}
+
+static void hedge_drop(leg *h) {
+  if (!h->resp)
+    return;
+  llmr__ledger_release(h->c->r->ledger, &h->res);
+  leg_free(h);
+  h->resp->sink = NULL;
+  llmr_response_free(h->resp);
+  h->resp = NULL;
+}
+
 /*
- * The attempt loop shared by llmr_complete() and llmr_stream(): each slug
- * once, in order, moving on by should_fall_back(). A streaming call also
- * stops moving on once content reached its callback (never splice two
- * models' output) or when the callback cancels.
+ * Send one attempt of candidate k (already resolved into l), hedged with
+ * the next candidate when the policy says so. Records every leg that was
+ * started. Returns the attempt's status; c->resp then holds the answer,
+ * or the error that decides what happens next. *hedged is set when a
+ * hedge was started (the pair is not retried).
  */
-static llmr_status run_call(call *c, const char *const *models,
-                            size_t n_models) {
+static llmr_status attempt(call *c, size_t k, leg *l, long timeout,
+                           int *hedged) {
+  leg h;
+  int use_hedge = 0, winner;
+  llmr_status st;
+
+  *hedged = 0;
+  memset(&h, 0, sizeof(h));
+  if ((st = leg_build(l)) != LLMR_OK) {
+    leg_free(l);
+    llmr__ledger_release(c->r->ledger, &l->res);
+    circuits_release(c, &l->k);
+    if (add_unsent(c, l->cd->slug, l->p, st, 0) != LLMR_OK)
+      return LLMR_E_NOMEM;
+    return st;
+  }
+  l->x.timeout_ms = timeout;
+  if (c->pol.hedge_ms > 0) {
+    long ht = 0;
+    use_hedge = prepare_hedge(c, k, &h, &ht);
+  }
+  l->t0 = llmr__now_ms();
+  l->t_wall = llmr__wall_ms();
+  l->announced = 0;
+  if (!use_hedge) {
+    llmr__transport_run(c->r->transport, &l->x);
+    l->announced = 1;
+    l->st = leg_finish(l, NULL);
+    st = leg_record(l);
+    leg_free(l);
+    return st != LLMR_OK ? st : l->st;
+  }
+
+  h.t0 = l->t0;
+  h.t_wall = l->t_wall;
+  winner = llmr__transport_race(c->r->transport, &l->x, &h.x,
+                                (long)c->pol.hedge_ms);
+  if (!h.x.started) {
+    /* the first answered (or failed) before the hedge delay */
+    hedge_drop(&h);
+    l->announced = 1;
+    l->st = leg_finish(l, NULL);
+    st = leg_record(l);
+    leg_free(l);
+    return st != LLMR_OK ? st : l->st;
+  }
+  *hedged = 1;
+  c->cands[h.cd - c->cands].used = 1;
+  h.t0 = l->t0 + (double)c->pol.hedge_ms; /* about when it started */
+  if (winner == 1 && !h.announced) {
+    /* a non-streaming hedge won: point the events at it */
+    h.announced = 1;
+    sink_attempt(c->sink, h.cd->slug, h.p, h.native);
+    if (c->sink)
+      emit_plain(h.resp, LLMR_EVENT_ATTEMPT);
+  }
+  l->st = leg_finish(l, winner == 1 ? h.cd->slug : NULL);
+  h.st = leg_finish(&h, winner == 0 ? l->cd->slug : NULL);
+  /* the trace ends with the leg that answered (or, when both failed, the
+   * hedge): record the other first */
+  if (winner == 0) {
+    if ((st = leg_record(&h)) == LLMR_OK)
+      st = leg_record(l);
+  } else {
+    if ((st = leg_record(l)) == LLMR_OK)
+      st = leg_record(&h);
+  }
+  if (st == LLMR_OK) {
+    if (winner == 0) {
+      st = l->st;
+    } else {
+      int retry;
+      /* c->resp takes the hedge's answer or error, unless the hedge was
+       * cancelled or the first leg's failure ends the call (its class
+       * says stop) */
+      if (winner == 1 || l->x.cancelled ||
+          (!h.x.cancelled &&
+           policy_decide(c, l->st, l->resp->http_status, l->resp->retryable,
+                  &retry) != STOP)) {
+        llmr__response_move_attempt(c->resp, h.resp);
+        st = h.st;
+        sink_attempt(c->sink, h.cd->slug, h.p, h.native);
+        l->cd = h.cd;
+        l->p = h.p;
+        l->native = h.native;
+      } else {
+        st = l->st;
+      }
+    }
+  }
+  leg_free(l);
+  leg_free(&h);
+  h.resp->sink = NULL;
+  llmr_response_free(h.resp);
+  return st;
+}
+
+/* The deadline has passed: end the call saying so. */
+static llmr_status deadline_error(call *c) {
+  char msg[LLMR_ERRBUF_SIZE + 64];
+  c->deadline_hit = 1;
+  snprintf(msg, sizeof(msg), "the call's deadline_ms (%lld ms) passed",
+           (long long)c->pol.deadline_ms);
+  return set_error(c->resp, LLMR_E_TIMEOUT, msg, 1);
+}
+
+/*
+ * Try candidate k under the policy: resolve it, skip it when its provider
+ * refused this call already or a circuit holds it open, reserve the
+ * budget, send, retry (backoff, Retry-After), hedge. NEXT moves on, DONE
+ * answered, STOP ends the call. *last_st is the status of its last
+ * trace entry.
+ */
+static int try_cand(call *c, size_t k, llmr_status *last_st) {
+  cand *cd = &c->cands[k];
   llmr_response *resp = c->resp;
   llmr__sink *sink = c->sink;
-  llmr_status st = LLMR_E_INVAL;
-  size_t i, failed = 0;
-  int all_tried = 0;
+  unsigned tries = 0;
+  llmr_status st, refused;
+  int64_t until;
+  int retry, hedged;
+  leg l;
 
-  for (i = 0; i < n_models; i++) {
-    llmr__attempt a;
-    llmr_provider *p = NULL;
-    const char *native = NULL;
-    const llmr__model_info *info = NULL;
-    llmr__reservation res = {0, NULL};
-    double t0 = llmr__now_ms(), ttft_ms = -1;
-    int64_t t_wall = llmr__wall_ms();
-    int sent = 0;
-    memset(&a, 0, sizeof(a));
-    /* borrowed; copied by add_attempt */
-    a.model = (char *)(models[i] ? models[i] : "");
-    llmr__response_reset_attempt(resp);
-    st = resolve(c->r, a.model, c->req, resp, &p, &native, &info);
-    a.provider = p ? p->name : NULL;
-    if (sink) {
-      llmr_event ev;
-      sink->model = a.model;
-      sink->provider = a.provider;
-      sink->native_model = native;
-      memset(&ev, 0, sizeof(ev));
-      ev.type = LLMR_EVENT_ATTEMPT;
-      if (llmr__emit(resp, &ev) != LLMR_OK)
-        st = LLMR_E_ABORTED;
+  memset(&l, 0, sizeof(l));
+  l.c = c;
+  l.cd = cd;
+  l.resp = resp;
+  llmr__response_reset_attempt(resp);
+  if (c->deadline != INT64_MAX && now_ms() >= c->deadline) {
+    *last_st = deadline_error(c);
+    return STOP;
+  }
+  st = resolve(c->r, cd->slug, c->req, resp, &l.p, &l.native, &l.info);
+  sink_attempt(sink, cd->slug, l.p, l.native);
+  if (sink && emit_plain(resp, LLMR_EVENT_ATTEMPT) != LLMR_OK) {
+    *last_st = LLMR_E_ABORTED;
+    return STOP;
+  }
+  if (st == LLMR_OK && refused_by(c, l.p, &refused)) {
+    char msg[LLMR_ERRBUF_SIZE];
+    snprintf(msg, sizeof(msg),
+             "skipped: provider '%s' refused %s earlier in this call",
+             l.p->name,
+             refused == LLMR_E_AUTH ? "the key" : "for lack of credit");
+    st = set_error(resp, refused, msg, 0);
+  }
+  if (st == LLMR_OK) {
+    circuits_init(&l.k, l.p, l.native);
+    if (circuits_check(c, &l.k, 0, &until) == LLMR__HEALTH_SKIP) {
+      char msg[LLMR_ERRBUF_SIZE + 64];
+      int64_t t = now_ms();
+      if (until > t)
+        snprintf(msg, sizeof(msg),
+                 "skipped: %s is cooling down for another %lld ms after "
+                 "recent failures or a rate limit",
+                 cd->slug, (long long)(until - t));
+      else
+        snprintf(msg, sizeof(msg),
+                 "skipped: %s is half-open and another call's trial "
+                 "request is in flight",
+                 cd->slug);
+      st = llmr_response_set_error(resp, LLMR_E_COOLDOWN, NULL, msg, 1,
+                                   (double)(until - t) / 1000.0) == LLMR_OK
+               ? LLMR_E_COOLDOWN
+               : LLMR_E_NOMEM;
+      if (until < c->earliest)
+        c->earliest = until;
+      c->cooled++;
     }
-    /* budgets: the worst case must fit before a byte is sent */
-    if (st == LLMR_OK)
-      st = reserve(c, a.model, info, &res);
+  }
+  if (st == LLMR_OK && (st = reserve(c, resp, cd->slug, l.info, &l.res)) !=
+                           LLMR_OK)
+    circuits_release(c, &l.k);
+  if (st != LLMR_OK) {
+    *last_st = st;
+    c->failed++;
+    if (add_unsent(c, cd->slug, l.p, st, 1) != LLMR_OK) {
+      *last_st = LLMR_E_NOMEM;
+      return STOP;
+    }
+    if (st == LLMR_E_COOLDOWN)
+      return NEXT;
+    return policy_decide(c, st, 0, 0, &retry);
+  }
+
+  for (;;) {
+    int64_t wait;
+    long tmo = leg_timeout(c, &l, 0);
+    if (tmo <= 0) {
+      llmr__ledger_release(c->r->ledger, &l.res);
+      circuits_release(c, &l.k);
+      *last_st = deadline_error(c);
+      if (tries > 0) /* it failed before the wait */
+        c->failed++;
+      return STOP;
+    }
+    st = attempt(c, k, &l, tmo, &hedged);
+    *last_st = st;
     if (st == LLMR_OK) {
-      sent = 1;
-      st = exchange(c, p, native);
+      if (llmr__response_set_answered(resp, l.cd->slug, l.p->name,
+                                      l.native) != LLMR_OK)
+        *last_st = LLMR_E_NOMEM;
+      return DONE;
     }
-    if (sink && sink->cancelled) /* even if an adapter ignored it */
-      st = LLMR_E_ABORTED;
-    if (st == LLMR_OK)
-      st = llmr__response_finish_calls(resp);
-    /* usage for the ledger: estimated when the provider gave none, for an
-     * answer, for the partial output of a stream that broke off, and for
-     * the prompt of any 2xx reply (the provider took it) */
-    if (st == LLMR_OK || llmr__response_has_content(resp) ||
-        (resp->http_status >= 200 && resp->http_status < 300))
-      llmr__response_estimate_usage(resp, c->req);
-    if (sink && sink->content_started && sink->first_content_ms >= t0)
-      ttft_ms = sink->first_content_ms - t0;
-    a.status = st;
-    a.duration_ms = llmr__now_ms() - t0;
-    a.http_status = resp->http_status;
-    a.retryable = st != LLMR_OK && resp->retryable;
-    a.error = st != LLMR_OK ? resp->error : NULL;
-    /* an attempt that reached its provider (an HTTP reply came) costs
-     * what its usage says and leaves a record; any other gives its
-     * reservation back */
-    if (sent && resp->http_status > 0)
-      settle(c, &a, native, info, t_wall, ttft_ms, &res);
-    else
-      llmr__ledger_release(c->r->ledger, &res);
-    if (llmr__response_add_attempt(resp, &a) != LLMR_OK) {
-      st = LLMR_E_NOMEM;
-      break;
-    }
-    if (st == LLMR_OK) {
-      resp->status = LLMR_OK;
-      if (llmr__response_set_answered(resp, a.model, a.provider, native) !=
-          LLMR_OK)
-        st = LLMR_E_NOMEM;
-      break;
-    }
-    failed++;
+    if (st == LLMR_E_NOMEM)
+      return STOP;
     if (sink && (sink->cancelled || sink->content_started)) {
       /* the partial answer stays, with who produced it */
       if (llmr__response_has_content(resp) &&
-          llmr__response_set_answered(resp, a.model, a.provider, native) !=
-              LLMR_OK)
-        st = LLMR_E_NOMEM;
-      break;
+          llmr__response_set_answered(resp, l.cd->slug, l.p->name,
+                                      l.native) != LLMR_OK)
+        *last_st = LLMR_E_NOMEM;
+      c->failed++;
+      return STOP;
     }
-    if (!should_fall_back(st) ||
-        (st == LLMR_E_BUDGET && !llmr__ledger_budget_fallback(c->r->ledger)))
+    if (st == LLMR_E_AUTH || st == LLMR_E_PAYMENT)
+      note_refused(c, l.p, st);
+    if (policy_decide(c, st, resp->http_status, resp->retryable, &retry) ==
+        STOP) {
+      c->failed += hedged ? 2u : 1u;
+      return STOP;
+    }
+    if (c->deadline_hit) {
+      c->failed += hedged ? 2u : 1u;
+      return STOP;
+    }
+    if (hedged || !retry || (int)tries >= c->pol.retries) {
+      c->failed += hedged ? 2u : 1u;
+      return NEXT;
+    }
+    if ((wait = retry_wait(c, &l, tries)) < 0) {
+      /* say on the call's error why the slug was not retried */
+      char msg[LLMR_ERRBUF_SIZE + 128];
+      if (wait == NO_RETRY_DEADLINE)
+        snprintf(msg, sizeof(msg),
+                 "%s (not retried: the call's deadline_ms of %lld ms "
+                 "leaves too little time)",
+                 resp->error ? resp->error : llmr_status_str(st),
+                 (long long)c->pol.deadline_ms);
+      else if (wait == NO_RETRY_WAIT)
+        snprintf(msg, sizeof(msg),
+                 "%s (not retried: Retry-After %.3f s is over "
+                 "longest_wait_ms %lld)",
+                 resp->error ? resp->error : llmr_status_str(st),
+                 resp->retry_after_s, (long long)c->pol.longest_wait_ms);
+      else
+        snprintf(msg, sizeof(msg),
+                 "%s (not retried: its circuit is open)",
+                 resp->error ? resp->error : llmr_status_str(st));
+      llmr_response_set_error(resp, st, resp->error_type, msg,
+                              resp->retryable, resp->retry_after_s);
+      c->failed++;
+      return NEXT;
+    }
+    /* retry the same slug after the wait */
+    if (sink && emit_status(resp, LLMR_EVENT_FALLBACK, st, resp->error,
+                            resp->http_status) != LLMR_OK) {
+      *last_st = LLMR_E_ABORTED;
+      return STOP;
+    }
+    sleep_ms(wait);
+    tries++;
+    llmr__response_reset_attempt(resp);
+    if (c->deadline != INT64_MAX && now_ms() >= c->deadline) {
+      *last_st = deadline_error(c);
+      c->failed++;
+      return STOP;
+    }
+    if ((st = reserve(c, resp, cd->slug, l.info, &l.res)) != LLMR_OK) {
+      *last_st = st;
+      if (add_unsent(c, cd->slug, l.p, st, 1) != LLMR_OK)
+        *last_st = LLMR_E_NOMEM;
+      c->failed++;
+      return policy_decide(c, st, 0, 0, &retry);
+    }
+    circuits_init(&l.k, l.p, l.native); /* a retry holds no trial */
+    if (sink && emit_plain(resp, LLMR_EVENT_ATTEMPT) != LLMR_OK) {
+      llmr__ledger_release(c->r->ledger, &l.res);
+      *last_st = LLMR_E_ABORTED;
+      return STOP;
+    }
+  }
+}
+
+/*
+ * The attempt loop shared by llmr_complete() and llmr_stream(): each
+ * candidate in order under the policy. A streaming call also stops moving
+ * on once content reached its callback (never splice two models' output)
+ * or when the callback cancels.
+ */
+static llmr_status run_call(call *c) {
+  llmr_response *resp = c->resp;
+  llmr__sink *sink = c->sink;
+  llmr_status st = LLMR_E_INVAL;
+  size_t k;
+  int how = NEXT, ended = 0;
+
+  if ((st = expand(c)) != LLMR_OK) {
+    resp->status = LLMR_E_NOMEM;
+    return LLMR_E_NOMEM;
+  }
+  for (k = 0; k < c->n_cands; k++) {
+    if (c->cands[k].used)
+      continue;
+    how = try_cand(c, k, &st);
+    if (how != NEXT)
       break;
-    if (i + 1 == n_models) {
-      all_tried = 1;
+    if (!has_next(c, k)) {
+      ended = 1;
       break;
     }
     if (sink && emit_status(resp, LLMR_EVENT_FALLBACK, st, resp->error,
@@ -853,7 +1826,8 @@ static llmr_status run_call(call *c, const char *const *models,
       break;
     }
   }
-  if (st == LLMR_OK) {
+  if (how == DONE && st == LLMR_OK) {
+    resp->status = LLMR_OK;
     if (sink) {
       emit_plain(resp, LLMR_EVENT_USAGE);
       emit_plain(resp, LLMR_EVENT_DONE);
@@ -864,14 +1838,41 @@ static llmr_status run_call(call *c, const char *const *models,
     resp->status = LLMR_E_NOMEM;
     return LLMR_E_NOMEM;
   }
-  if (failed > 1 && all_tried) {
+  if (c->failed > 0 && c->cooled == c->failed && ended) {
+    /* every candidate is cooling down: fail at once, and say when */
+    char msg[LLMR_ERRBUF_SIZE];
+    int64_t wait = c->earliest - now_ms();
+    if (wait < 0)
+      wait = 0;
+    snprintf(msg, sizeof(msg),
+             "every model is cooling down after failures or rate limits; "
+             "the first may be tried again in %lld ms",
+             (long long)wait);
+    st = LLMR_E_ALL_FAILED;
+    llmr_response_set_error(resp, st, NULL, msg, 1, (double)wait / 1000.0);
+  } else if (c->failed > 1 && (ended || c->deadline_hit)) {
     /* every slug failed: say so, and keep the last one's details */
-    char msg[LLMR_ERRBUF_SIZE + 64];
-    snprintf(msg, sizeof(msg), "all %zu models failed; last: %s", failed,
-             resp->error ? resp->error : llmr_status_str(st));
+    char msg[LLMR_ERRBUF_SIZE + 96];
+    double ra = resp->retry_after_s;
+    if (c->cooled) {
+      double cool = (double)(c->earliest - now_ms()) / 1000.0;
+      if (cool < 0)
+        cool = 0;
+      if (ra < 0 || cool < ra)
+        ra = cool;
+    }
+    if (c->deadline_hit)
+      snprintf(msg, sizeof(msg),
+               "the call's deadline_ms (%lld ms) passed after %zu models "
+               "failed; last: %s",
+               (long long)c->pol.deadline_ms, c->failed,
+               resp->error ? resp->error : llmr_status_str(st));
+    else
+      snprintf(msg, sizeof(msg), "all %zu models failed; last: %s",
+               c->failed, resp->error ? resp->error : llmr_status_str(st));
     st = LLMR_E_ALL_FAILED;
     llmr_response_set_error(resp, st, resp->error_type, msg, resp->retryable,
-                            resp->retry_after_s);
+                            ra);
   }
   resp->status = st;
   if (sink && !sink->cancelled)
@@ -902,6 +1903,31 @@ static llmr_status start_call(llmr_router *r, const char *const *models,
   return LLMR_OK;
 }
 
+/* Set up the call: the router's policy with the request's over it. */
+static llmr_status call_init(call *c, llmr_router *r,
+                             const char *const *models, size_t n_models,
+                             const llmr_request *req, llmr_response *resp) {
+  char err[LLMR_ERRBUF_SIZE];
+  memset(c, 0, sizeof(*c));
+  c->r = r;
+  c->req = req;
+  c->resp = resp;
+  c->models = models;
+  c->n_models = n_models;
+  c->pol = r->policy;
+  c->earliest = INT64_MAX;
+  c->deadline = INT64_MAX;
+  if (req->policy &&
+      llmr__policy_apply(&c->pol, req->policy, NULL, NULL, "policy", err,
+                         sizeof(err)) != LLMR_OK) {
+    llmr_response_set_error(resp, LLMR_E_INVAL, NULL, err, 0, -1);
+    return LLMR_E_INVAL;
+  }
+  if (c->pol.deadline_ms > 0)
+    c->deadline = now_ms() + c->pol.deadline_ms;
+  return LLMR_OK;
+}
+
 LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
                                    size_t n_models, const llmr_request *req,
                                    llmr_response **out) {
@@ -909,14 +1935,11 @@ LLMR_API llmr_status llmr_complete(llmr_router *r, const char *const *models,
   llmr_status st = start_call(r, models, n_models, req, out);
   if (st != LLMR_OK)
     return st;
-  memset(&c, 0, sizeof(c));
-  c.r = r;
-  c.req = req;
-  c.resp = *out;
-  c.sink = NULL;
-  c.models = models;
-  c.n_models = n_models;
-  return run_call(&c, models, n_models);
+  if ((st = call_init(&c, r, models, n_models, req, *out)) != LLMR_OK)
+    return st;
+  st = run_call(&c);
+  free_cands(&c);
+  return st;
 }
 
 LLMR_API llmr_status llmr_stream(llmr_router *r, const char *const *models,
@@ -928,18 +1951,15 @@ LLMR_API llmr_status llmr_stream(llmr_router *r, const char *const *models,
   llmr_status st = start_call(r, models, n_models, req, out);
   if (st != LLMR_OK)
     return st;
+  if ((st = call_init(&c, r, models, n_models, req, *out)) != LLMR_OK)
+    return st;
   memset(&sink, 0, sizeof(sink));
-  memset(&c, 0, sizeof(c));
   sink.cb = cb;
   sink.user = user;
-  c.models = models;
-  c.n_models = n_models;
-  c.r = r;
-  c.req = req;
-  c.resp = *out;
   c.sink = &sink;
   c.resp->sink = &sink;
-  st = run_call(&c, models, n_models);
+  st = run_call(&c);
   c.resp->sink = NULL; /* the sink lives on this stack frame */
+  free_cands(&c);
   return st;
 }

@@ -35,6 +35,10 @@ static int reset(void **state) {
   return emu_reset(&E);
 }
 
+/* These tests provoke one error after another on one model: the router's
+ * cooldowns (issue 5, tests/integration/test_policy_router.c) would skip it. */
+#define NOCOOL "\"policy\": {\"cooldown\": false}"
+
 static llmr_router *router_with(const char *extra) {
   char *conf = emu_config(&E, extra);
   char err[LLMR_ERRBUF_SIZE] = "";
@@ -234,7 +238,7 @@ static const err_case err_cases[] = {
 
 static void test_error_classes(void **state) {
   const char *slugs[] = {"openai/m-err"};
-  llmr_router *r = router_with("");
+  llmr_router *r = router_with(NOCOOL);
   size_t i;
   char script[1024];
   (void)state;
@@ -448,7 +452,7 @@ static void test_malformed_bodies(void **state) {
       "{\"kind\":\"raw\",\"status\":200,\"body\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"tool_calls\\\":[{\\\"function\\\":{}}]}}]}\"}",
   };
   const char *slugs[] = {"openai/m-garbage"};
-  llmr_router *r = router_with("");
+  llmr_router *r = router_with(NOCOOL);
   size_t i;
   char script[512];
   (void)state;

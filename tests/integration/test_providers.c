@@ -293,7 +293,8 @@ static int setup(void **state) {
   if (emu_start(&E, NULL) != 0)
     return -1;
   snprintf(conf, sizeof(conf),
-           "{\"use_env\": false, \"providers\": {"
+           "{\"use_env\": false, \"policy\": {\"cooldown\": false}, "
+           "\"providers\": {"
            "\"openai\": {\"base_url\": \"%s/v1\", \"api_key\": \"sk-t\"},"
            "\"anthropic\": {\"base_url\": \"%s\", \"api_key\": \"sk-ant-t\"},"
            "\"google\": {\"base_url\": \"%s\", \"api_key\": \"g-t\"}}}",

@@ -825,6 +825,133 @@ static void test_round_robin(void **state) {
   assert_int_equal(llmr__rr_next(&rr, 0), 0);
 }
 
+/* ---- the fallback policy table and its config --------------------------- */
+
+static void test_release_trial(void **state) {
+  llmr__health_opts o = {1, 60000, 100, 0, 0};
+  llmr__health *h = llmr__health_new(&o);
+  (void)state;
+  llmr__health_report(h, "k", 0, 0, 0); /* opens until 100 */
+  assert_int_equal(llmr__health_check(h, "k", 150, NULL), LLMR__HEALTH_TRIAL);
+  assert_int_equal(llmr__health_check(h, "k", 151, NULL), LLMR__HEALTH_SKIP);
+  llmr__health_release_trial(h, "k"); /* not sent after all */
+  assert_int_equal(llmr__health_check(h, "k", 152, NULL), LLMR__HEALTH_TRIAL);
+  llmr__health_report_trial(h, "k", 160, 1, 0);
+  assert_int_equal(llmr__health_check(h, "k", 161, NULL), LLMR__HEALTH_ALLOW);
+  llmr__health_release_trial(h, "k"); /* no trial held: nothing */
+  llmr__health_release_trial(h, "unknown");
+  llmr__health_release_trial(NULL, "k");
+  assert_int_equal(llmr__health_size(h), 0);
+  llmr__health_free(h);
+}
+
+static void test_eclass_table(void **state) {
+  (void)state;
+  assert_int_equal(llmr__eclass_of(LLMR_E_TRANSPORT, 0), LLMR__EC_CONNECT);
+  assert_int_equal(llmr__eclass_of(LLMR_E_TLS, 0), LLMR__EC_TLS);
+  assert_int_equal(llmr__eclass_of(LLMR_E_TIMEOUT, 0), LLMR__EC_TIMEOUT);
+  assert_int_equal(llmr__eclass_of(LLMR_E_TIMEOUT, 408),
+                   LLMR__EC_REQUEST_TIMEOUT);
+  assert_int_equal(llmr__eclass_of(LLMR_E_BAD_REQUEST, 409),
+                   LLMR__EC_CONFLICT);
+  assert_int_equal(llmr__eclass_of(LLMR_E_BAD_REQUEST, 422),
+                   LLMR__EC_BAD_REQUEST);
+  assert_int_equal(llmr__eclass_of(LLMR_E_OVERLOADED, 503),
+                   LLMR__EC_SERVER_ERROR);
+  assert_int_equal(llmr__eclass_of(LLMR_E_OVERLOADED, 529),
+                   LLMR__EC_OVERLOADED);
+  assert_int_equal(llmr__eclass_of(LLMR_E_OVERLOADED, 200),
+                   LLMR__EC_OVERLOADED); /* an error event in a stream */
+  assert_int_equal(llmr__eclass_of(LLMR_E_SERVER, 502),
+                   LLMR__EC_SERVER_ERROR);
+  assert_int_equal(llmr__eclass_of(LLMR_E_AUTH, 403), LLMR__EC_AUTH);
+  assert_int_equal(llmr__eclass_of(LLMR_E_PAYMENT, 429), LLMR__EC_PAYMENT);
+  assert_int_equal(llmr__eclass_of(LLMR_E_INVAL, 0), -1);
+  assert_int_equal(llmr__eclass_of(LLMR_E_ABORTED, 200), -1);
+  assert_int_equal(llmr__eclass_of(LLMR_E_COOLDOWN, 0), -1);
+  assert_int_equal(llmr__eclass_default(LLMR__EC_BAD_REQUEST),
+                   LLMR__ACT_STOP);
+  assert_int_equal(llmr__eclass_default(LLMR__EC_CONTENT_FILTER),
+                   LLMR__ACT_STOP);
+  assert_int_equal(llmr__eclass_default(LLMR__EC_AUTH), LLMR__ACT_FALLBACK);
+  assert_int_equal(llmr__eclass_default(LLMR__EC_RATE_LIMITED),
+                   LLMR__ACT_RETRY);
+  assert_int_equal(llmr__eclass_scope(LLMR__EC_AUTH), LLMR__SCOPE_PROVIDER);
+  assert_int_equal(llmr__eclass_scope(LLMR__EC_RATE_LIMITED),
+                   LLMR__SCOPE_MODEL);
+  assert_int_equal(llmr__eclass_scope(LLMR__EC_CONTEXT_LENGTH),
+                   LLMR__SCOPE_NONE);
+  assert_string_equal(llmr__eclass_name(LLMR__EC_SERVER_ERROR),
+                      "server_error");
+  assert_null(llmr__eclass_name(LLMR__EC_COUNT));
+}
+
+static llmr_status apply(llmr__policy *p, const char *json,
+                         llmr__health_opts *ho, char *err) {
+  cJSON *j = cJSON_Parse(json);
+  llmr_status st;
+  assert_non_null(j);
+  err[0] = '\0';
+  st = llmr__policy_apply(p, j, ho, NULL, "policy", err, LLMR_ERRBUF_SIZE);
+  cJSON_Delete(j);
+  return st;
+}
+
+static void test_policy_apply(void **state) {
+  llmr__policy p;
+  llmr__health_opts ho;
+  char err[LLMR_ERRBUF_SIZE];
+  (void)state;
+  llmr__policy_defaults(&p);
+  assert_int_equal(p.retries, 0);
+  assert_int_equal(p.backoff_ms, 200);
+  assert_int_equal(p.longest_wait_ms, 10000);
+  assert_int_equal(p.cooldown, 1);
+  memset(&ho, 0, sizeof(ho));
+  assert_int_equal(
+      apply(&p,
+            "{\"retries\": 2, \"backoff_ms\": 10, \"backoff_cap_ms\": 0,"
+            " \"longest_wait_ms\": 0, \"deadline_ms\": 900, \"hedge_ms\": 5,"
+            " \"attempt_timeout_ms\": 300, \"fallback_on\": {\"bad_request\":"
+            " true, \"rate_limited\": false, \"not_found\": \"retry\","
+            " \"server_error\": true}, \"cooldown\": {\"failures\": 0,"
+            " \"window_ms\": 5, \"cooldown_ms\": 7, \"rate_limit_headers\":"
+            " false}}",
+            &ho, err),
+      LLMR_OK);
+  assert_int_equal(p.retries, 2);
+  assert_int_equal(p.backoff_cap_ms, 0);
+  assert_int_equal(p.deadline_ms, 900);
+  assert_int_equal(p.hedge_ms, 5);
+  assert_int_equal(p.attempt_timeout_ms, 300);
+  assert_int_equal(p.action[LLMR__EC_BAD_REQUEST], LLMR__ACT_FALLBACK);
+  assert_int_equal(p.action[LLMR__EC_RATE_LIMITED], LLMR__ACT_STOP);
+  assert_int_equal(p.action[LLMR__EC_NOT_FOUND], LLMR__ACT_RETRY);
+  assert_int_equal(p.action[LLMR__EC_SERVER_ERROR], LLMR__ACT_RETRY);
+  assert_int_equal(p.explicit_[LLMR__EC_NOT_FOUND], 1);
+  assert_int_equal(p.explicit_[LLMR__EC_AUTH], 0);
+  assert_int_equal(ho.failures, -1);
+  assert_int_equal(ho.window_ms, 5);
+  assert_int_equal(ho.cooldown_ms, 7);
+  assert_int_equal(p.rate_limit_headers, 0);
+  /* a call may only switch cooldowns on or off */
+  assert_int_equal(apply(&p, "{\"cooldown\": false}", NULL, err), LLMR_OK);
+  assert_int_equal(p.cooldown, 0);
+  assert_int_equal(apply(&p, "{\"cooldown\": {}}", NULL, err), LLMR_E_INVAL);
+  assert_non_null(strstr(err, "policy.cooldown"));
+  assert_int_equal(apply(&p, "{\"fallback_on\": {\"auth\": \"retry\"}}",
+                         NULL, err),
+                   LLMR_E_INVAL);
+  assert_int_equal(apply(&p, "{\"fallback_on\": {\"budget\": \"retry\"}}",
+                         NULL, err),
+                   LLMR_E_INVAL);
+  assert_int_equal(apply(&p, "{\"retries\": 101}", NULL, err), LLMR_E_INVAL);
+  assert_int_equal(apply(&p, "{\"deadline_ms\": 1e12}", NULL, err),
+                   LLMR_E_INVAL);
+  assert_int_equal(apply(&p, "[]", NULL, err), LLMR_E_INVAL);
+  assert_non_null(strstr(err, "expected an object"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rng_basics),
@@ -848,6 +975,9 @@ int main(void) {
       cmocka_unit_test(test_breaker_defaults_and_null),
       cmocka_unit_test(test_pick_weighted),
       cmocka_unit_test(test_round_robin),
+      cmocka_unit_test(test_release_trial),
+      cmocka_unit_test(test_eclass_table),
+      cmocka_unit_test(test_policy_apply),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
