@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "emu.h"
+#include "stream_log.h"
 #include <llmroute.h>
 
 #include <stdio.h>
@@ -40,30 +41,12 @@ static int reset(void **state) {
 #define NOCOOL "\"policy\": {\"cooldown\": false}"
 
 static llmr_router *router_with(const char *extra) {
-  char *conf = emu_config(&E, extra);
-  char err[LLMR_ERRBUF_SIZE] = "";
-  llmr_router *r = NULL;
-  llmr_status st = llmr_router_new_ex(conf, &r, err, sizeof(err));
-  if (st != LLMR_OK)
-    fprintf(stderr, "router: %s\n", err);
-  assert_int_equal(st, LLMR_OK);
-  free(conf);
-  return r;
-}
-
-static llmr_request *hello(void) {
-  llmr_request *req;
-  assert_int_equal(llmr_request_new(&req), LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_SYSTEM, "Be terse."),
-                   LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hello"),
-                   LLMR_OK);
-  return req;
+  return slog_router_with(&E, extra);
 }
 
 static llmr_response *call(llmr_router *r, const char *const *slugs, size_t n,
                            llmr_status expect) {
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   llmr_status st = llmr_complete(r, slugs, n, req, &resp);
   llmr_request_free(req);
@@ -91,7 +74,7 @@ static const cJSON *body(const cJSON *req) {
 static void test_success_and_request_shape(void **state) {
   const char *slugs[] = {"openai/gpt-4o-mini"};
   llmr_router *r = router_with("");
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   cJSON *got;
   char *expected_json, *got_json;
@@ -524,7 +507,7 @@ static void test_keepalive_reuse(void **state) {
 static void test_host_dialects(void **state) {
   char conf[2048];
   llmr_router *r;
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   const char *mistral[] = {"mistral/mistral-small-latest"};
   const char *ollama[] = {"ollama/qwen3:8b"};

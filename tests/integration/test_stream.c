@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "emu.h"
+#include "stream_log.h"
 #include <llmroute.h>
 #include <llmroute/provider.h>
 
@@ -45,25 +46,7 @@ static double now_ms(void) {
 }
 
 static llmr_router *router_with(const char *extra) {
-  char *conf = emu_config(&E, extra);
-  char err[LLMR_ERRBUF_SIZE] = "";
-  llmr_router *r = NULL;
-  llmr_status st = llmr_router_new_ex(conf, &r, err, sizeof(err));
-  if (st != LLMR_OK)
-    fprintf(stderr, "router: %s\n", err);
-  assert_int_equal(st, LLMR_OK);
-  free(conf);
-  return r;
-}
-
-static llmr_request *hello(void) {
-  llmr_request *req;
-  assert_int_equal(llmr_request_new(&req), LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_SYSTEM, "Be terse."),
-                   LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hello"),
-                   LLMR_OK);
-  return req;
+  return slog_router_with(&E, extra);
 }
 
 /* Install a script built with cJSON (takes ownership). */
@@ -97,116 +80,11 @@ static void script_raw(const char *model, const char *body,
   script(s);
 }
 
-/* ---- an event log ---------------------------------------------------------- */
-
-#define MAX_EV 4096
-
-typedef struct rec {
-  llmr_event_type type;
-  char *text;
-  size_t len;
-  size_t tool_index;
-  char *tool_id, *tool_name, *model, *finish;
-  llmr_status status;
-  int http;
-  double t_ms;
-  int64_t completion_tokens;
-} rec;
-
-typedef struct logger {
-  rec ev[MAX_EV];
-  size_t n;
-  int cancel_at_content; /* cancel on this content event (1-based); 0 never */
-  int cancel_at_attempt;
-  size_t content;
-  double t0;
-} logger;
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static int is_content(llmr_event_type t) {
-  return t == LLMR_EVENT_TEXT || t == LLMR_EVENT_REASONING ||
-         t == LLMR_EVENT_TOOL_CALL;
-}
-
-static int log_cb(const llmr_event *ev, void *user) {
-  logger *g = user;
-  rec *r;
-  assert_true(g->n < MAX_EV);
-  r = &g->ev[g->n++];
-  memset(r, 0, sizeof(*r));
-  r->type = ev->type;
-  r->t_ms = now_ms() - g->t0;
-  if (ev->text) {
-    assert_int_equal(ev->text[ev->len], '\0');
-    r->text = malloc(ev->len + 1);
-    memcpy(r->text, ev->text, ev->len + 1);
-    r->len = ev->len;
-  }
-  r->tool_index = ev->tool_index;
-  r->tool_id = dup_or_null(ev->tool_id);
-  r->tool_name = dup_or_null(ev->tool_name);
-  r->model = dup_or_null(ev->model);
-  r->finish = dup_or_null(ev->finish_reason);
-  r->status = ev->status;
-  r->http = ev->http_status;
-  assert_non_null(ev->response);
-  r->completion_tokens =
-      llmr_response_tokens(ev->response, LLMR_TOKENS_COMPLETION);
-  if (is_content(ev->type) && ++g->content == (size_t)g->cancel_at_content)
-    return 1;
-  if (ev->type == LLMR_EVENT_ATTEMPT && g->cancel_at_attempt)
-    return 1;
-  return 0;
-}
-
-static logger *logger_new(void) {
-  logger *g = calloc(1, sizeof(*g));
-  assert_non_null(g);
-  g->t0 = now_ms();
-  return g;
-}
-
-static void logger_free(logger *g) {
-  size_t i;
-  for (i = 0; i < g->n; i++) {
-    free(g->ev[i].text);
-    free(g->ev[i].tool_id);
-    free(g->ev[i].tool_name);
-    free(g->ev[i].model);
-    free(g->ev[i].finish);
-  }
-  free(g);
-}
-
-static size_t count(const logger *g, llmr_event_type t) {
-  size_t i, n = 0;
-  for (i = 0; i < g->n; i++)
-    n += g->ev[i].type == t;
-  return n;
-}
-
-/* The concatenation of one kind of delta (tool calls: of call `idx`). */
-static char *joined(const logger *g, llmr_event_type t, size_t idx) {
-  size_t i, n = 0;
-  char *s = malloc(1);
-  s[0] = '\0';
-  for (i = 0; i < g->n; i++) {
-    const rec *r = &g->ev[i];
-    if (r->type != t || (t == LLMR_EVENT_TOOL_CALL && r->tool_index != idx))
-      continue;
-    s = realloc(s, n + r->len + 1);
-    memcpy(s + n, r->text, r->len + 1);
-    n += r->len;
-  }
-  return s;
-}
-
 static llmr_response *stream(llmr_router *r, const char *const *slugs,
-                             size_t n, logger *g, llmr_status expect) {
-  llmr_request *req = hello();
+                             size_t n, slog *g, llmr_status expect) {
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
-  llmr_status st = llmr_stream(r, slugs, n, req, log_cb, g, &resp);
+  llmr_status st = llmr_stream(r, slugs, n, req, slog_cb, g, &resp);
   llmr_request_free(req);
   assert_non_null(resp);
   if (st != expect)
@@ -220,73 +98,17 @@ static llmr_response *stream(llmr_router *r, const char *const *slugs,
 /* The shape every successful stream has: ATTEMPT first, USAGE then DONE
  * last, content only after the last ATTEMPT, deltas adding up to the
  * response. */
-static void check_success_log(const logger *g, const llmr_response *resp) {
-  size_t i, last_attempt = 0;
+static void check_success_log(const slog *g, const llmr_response *resp) {
+  size_t i;
   char *s;
-  assert_true(g->n >= 3);
-  assert_int_equal(g->ev[0].type, LLMR_EVENT_ATTEMPT);
-  assert_int_equal(g->ev[g->n - 2].type, LLMR_EVENT_USAGE);
-  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
-  assert_int_equal(count(g, LLMR_EVENT_USAGE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_DONE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_ERROR), 0);
-  for (i = 0; i < g->n; i++)
-    if (g->ev[i].type == LLMR_EVENT_ATTEMPT)
-      last_attempt = i;
-  for (i = 0; i < last_attempt; i++)
-    assert_false(is_content(g->ev[i].type));
-  if (llmr_response_finish_reason(resp))
-    assert_string_equal(g->ev[g->n - 1].finish,
-                        llmr_response_finish_reason(resp));
-  /* usage is final when USAGE arrives */
-  assert_true(g->ev[g->n - 2].completion_tokens ==
-              llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION));
-  assert_string_equal(g->ev[g->n - 1].model, llmr_response_model(resp));
-  s = joined(g, LLMR_EVENT_TEXT, 0);
-  assert_string_equal(s, llmr_response_text(resp));
-  free(s);
-  s = joined(g, LLMR_EVENT_REASONING, 0);
-  assert_string_equal(s, llmr_response_reasoning(resp));
-  free(s);
+  slog_check_shape(g, resp, SLOG_USAGE_TOKENS);
   for (i = 0; i < llmr_response_tool_call_count(resp); i++) {
     const char *args = llmr_response_tool_call_arguments(resp, i);
-    s = joined(g, LLMR_EVENT_TOOL_CALL, i);
+    s = slog_joined(g, LLMR_EVENT_TOOL_CALL, i);
     if (strcmp(args, "{}") != 0 || *s)
       assert_string_equal(s, args);
     free(s);
   }
-}
-
-/* Fields of the final JSON that differ between two calls of one answer. */
-static void strip_volatile(cJSON *j) {
-  cJSON *lr = cJSON_GetObjectItem(j, "llmroute"), *a;
-  cJSON_DeleteItemFromObject(j, "id");
-  cJSON_DeleteItemFromObject(j, "created");
-  cJSON_DeleteItemFromObject(lr, "request_id"); /* one per call */
-  cJSON_ArrayForEach(a, cJSON_GetObjectItem(lr, "attempts")) {
-    cJSON_DeleteItemFromObject(a, "duration_ms");
-    cJSON_DeleteItemFromObject(a, "bytes"); /* wire bytes differ */
-  }
-}
-
-static void assert_same_answer(const llmr_response *a,
-                               const llmr_response *b) {
-  char *ja = llmr_response_to_json(a), *jb = llmr_response_to_json(b);
-  cJSON *x = cJSON_Parse(ja), *y = cJSON_Parse(jb);
-  char *sx, *sy;
-  strip_volatile(x);
-  strip_volatile(y);
-  sx = cJSON_PrintUnformatted(x);
-  sy = cJSON_PrintUnformatted(y);
-  if (strcmp(sx, sy) != 0)
-    fprintf(stderr, "complete: %s\nstream:   %s\n", sx, sy);
-  assert_string_equal(sx, sy);
-  cJSON_free(sx);
-  cJSON_free(sy);
-  cJSON_Delete(x);
-  cJSON_Delete(y);
-  llmr_free(ja);
-  llmr_free(jb);
 }
 
 /* ---- success ----------------------------------------------------------------- */
@@ -314,9 +136,9 @@ static void test_stream_equals_complete(void **state) {
   (void)state;
   for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
     char sc[4096];
-    llmr_request *req = hello();
+    llmr_request *req = slog_hello();
     llmr_response *a = NULL, *b;
-    logger *g = logger_new();
+    slog *g = slog_new();
     cJSON *sent;
     snprintf(sc, sizeof(sc), "{\"model\":\"gpt-4o\",\"default\":%s}",
              rich_action(modes[m], m == 1 ? 1 : 3));
@@ -325,7 +147,7 @@ static void test_stream_equals_complete(void **state) {
     llmr_request_free(req);
     b = stream(r, slugs, 1, g, LLMR_OK);
     check_success_log(g, b);
-    assert_same_answer(a, b);
+    slog_assert_same_answer(a, b, 0);
     assert_int_equal(llmr_response_tool_call_count(b), 2);
     assert_string_equal(llmr_response_tool_call_arguments(b, 0),
                         "{\"city\":\"Zürich\",\"q\":\"a\\\"b\"}");
@@ -356,7 +178,7 @@ static void test_stream_equals_complete(void **state) {
     cJSON_Delete(sent);
     llmr_response_free(a);
     llmr_response_free(b);
-    logger_free(g);
+    slog_free(g);
   }
   llmr_router_free(r);
 }
@@ -369,7 +191,7 @@ static void test_hosts_of_the_family(void **state) {
   const char *oll[] = {"ollama/qwen3:8b"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g;
+  slog *g;
   cJSON *sent;
   (void)state;
   script_json("[{\"model\":\"meta-llama/llama-3.1-8b\",\"default\":{"
@@ -377,14 +199,14 @@ static void test_hosts_of_the_family(void **state) {
               "\": OPENROUTER PROCESSING\\n\\n: OPENROUTER PROCESSING\\n\\n\"}},"
               "{\"model\":\"qwen3:8b\",\"require_key\":false,\"default\":{"
               "\"kind\":\"ok\",\"text\":\"local\",\"reasoning\":\"hm\"}}]");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, orr, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_string_equal(llmr_response_text(resp), "routed");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, mis, 1, g, LLMR_OK);
   check_success_log(g, resp);
   sent = emu_request(&E, -1);
@@ -394,15 +216,15 @@ static void test_hosts_of_the_family(void **state) {
   /* no usage in that stream: estimated */
   assert_int_equal(llmr_response_usage_estimated(resp), 1);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, oll, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_string_equal(llmr_response_reasoning(resp), "hm");
-  assert_int_equal(count(g, LLMR_EVENT_REASONING), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_REASONING), 1);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -412,7 +234,7 @@ static void test_deltas_arrive_before_the_end(void **state) {
   const char *slugs[] = {"openai/m-slow"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   double first = -1, done;
   size_t i;
   (void)state;
@@ -429,7 +251,7 @@ static void test_deltas_arrive_before_the_end(void **state) {
     }
   done = g->ev[g->n - 1].t_ms;
   fprintf(stderr, "first delta at %.0f ms, done at %.0f ms\n", first, done);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 8);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 8);
   /* the first delta came ~1 s before the stream ended (8+ pauses of 120) */
   assert_true(done - first > 700);
   /* and the deltas are spread out, not delivered in one burst */
@@ -445,7 +267,7 @@ static void test_deltas_arrive_before_the_end(void **state) {
     assert_true(gaps >= 6);
   }
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -457,7 +279,7 @@ static void test_fallback_before_content(void **state) {
   char conf[2048];
   llmr_router *r;
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   size_t i, attempts = 0, fallbacks = 0;
   (void)state;
   snprintf(conf, sizeof(conf),
@@ -505,7 +327,7 @@ static void test_fallback_before_content(void **state) {
         break;
       }
     }
-    if (is_content(g->ev[i].type))
+    if (slog_is_content(g->ev[i].type))
       assert_string_equal(g->ev[i].model, "openai/m-good");
   }
   assert_int_equal(attempts, 5);
@@ -514,17 +336,17 @@ static void test_fallback_before_content(void **state) {
   assert_int_equal(llmr_response_attempt_status(resp, 2), LLMR_E_TRANSPORT);
   assert_int_equal(llmr_response_attempt_status(resp, 3), LLMR_E_SERVER);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* every slug fails: FALLBACK between them, ERROR last with the summary */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 2, g, LLMR_E_ALL_FAILED);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 1);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_ALL_FAILED);
-  assert_int_equal(count(g, LLMR_EVENT_DONE), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_DONE), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -532,7 +354,7 @@ static void test_drop_after_content_is_an_error(void **state) {
   const char *slugs[] = {"openai/m-drop", "openai/m-next"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   /* role chunk + 3 content events of 4 characters, then the connection
    * closes without the terminating chunk */
@@ -540,9 +362,9 @@ static void test_drop_after_content_is_an_error(void **state) {
               "\"0123456789abcdefghij\",\"drop_after_events\":4}}");
   resp = stream(r, slugs, 2, g, LLMR_E_TRANSPORT);
   assert_string_equal(llmr_response_text(resp), "0123456789ab");
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 3);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
-  assert_int_equal(count(g, LLMR_EVENT_ATTEMPT), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 3);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_ATTEMPT), 1);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_TRANSPORT);
   assert_int_equal(g->ev[g->n - 1].http, 200);
@@ -554,7 +376,7 @@ static void test_drop_after_content_is_an_error(void **state) {
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 3);
   assert_true(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT) > 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -563,7 +385,7 @@ static void test_error_chunk_after_content(void **state) {
   const char *orr[] = {"openrouter/vendor/m-orerr", "openai/m-next"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   script_json(
       "[{\"model\":\"m-err\",\"default\":{\"kind\":\"ok\",\"text\":"
@@ -582,19 +404,19 @@ static void test_error_chunk_after_content(void **state) {
   assert_non_null(strstr(llmr_response_error(resp), "server had an error"));
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_SERVER);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, orr, 2, g, LLMR_E_SERVER);
   assert_string_equal(llmr_response_text(resp), "part");
   assert_string_equal(llmr_response_error(resp), "Provider disconnected");
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -604,21 +426,21 @@ static void test_end_marker(void **state) {
   const char *slugs[] = {"openai/m-raw"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g;
+  slog *g;
   (void)state;
   /* content and a clean close, but neither a finish_reason nor [DONE] */
   script_raw("m-raw",
              "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{"
              "\"content\":\"half\"},\"finish_reason\":null}]}\n\n",
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_E_PROTOCOL);
   assert_string_equal(llmr_response_error(resp),
                       "stream ended before the provider's end marker");
   assert_string_equal(llmr_response_text(resp), "half");
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a finish_reason without [DONE] and without usage: complete, usage
    * estimated (about 4 characters a token) */
@@ -628,7 +450,7 @@ static void test_end_marker(void **state) {
              "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{},"
              "\"finish_reason\":\"stop\"}]}\n\n",
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_int_equal(llmr_response_usage_estimated(resp), 1);
@@ -642,27 +464,27 @@ static void test_end_marker(void **state) {
     llmr_free(json);
   }
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a data line that is not JSON */
   script_raw("m-raw", "data: {\"choices\":[]}\n\ndata: oops\n\n",
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_E_PROTOCOL);
   assert_non_null(strstr(llmr_response_error(resp), "not a JSON object"));
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* without a Content-Type the first byte decides: SSE here */
   script_raw("m-raw",
              "\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":"
              "\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
              "");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   assert_string_equal(llmr_response_text(resp), "x");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -673,7 +495,7 @@ static void test_json_reply_to_a_stream_request(void **state) {
   const char *orr[] = {"openrouter/vendor/m-200err", "openai/m-json"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   script_raw("m-json",
              "{\"id\":\"x1\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
@@ -686,17 +508,17 @@ static void test_json_reply_to_a_stream_request(void **state) {
              "application/json");
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 1);
   assert_string_equal(llmr_response_text(resp), "all at once");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, orr, 2, g, LLMR_OK);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 1);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_PROVIDER);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -708,7 +530,7 @@ static void test_adapter_without_streaming(void **state) {
   llmr_router *r = router_with("");
   const llmr_provider_vt *openai_vt = NULL;
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   char conf[256];
   cJSON *sent;
   (void)state;
@@ -729,13 +551,13 @@ static void test_adapter_without_streaming(void **state) {
               "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}");
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 1);
-  assert_int_equal(count(g, LLMR_EVENT_TOOL_CALL), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TOOL_CALL), 1);
   sent = emu_request(&E, -1);
   assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(sent, "body"), "stream"));
   cJSON_Delete(sent);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -745,7 +567,7 @@ static void test_cancel_from_the_callback(void **state) {
   const char *slugs[] = {"openai/m-long", "openai/m-next"};
   llmr_router *r = router_with("");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   double t0;
   cJSON *s;
   int conns;
@@ -762,7 +584,7 @@ static void test_cancel_from_the_callback(void **state) {
   assert_string_equal(llmr_response_text(resp), "01");
   /* the callback is not called again after it cancels */
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_TEXT);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 2);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 2);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   assert_int_equal(llmr_response_attempt_count(resp), 1);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_ABORTED);
@@ -771,10 +593,10 @@ static void test_cancel_from_the_callback(void **state) {
   assert_int_equal(llmr_response_usage_estimated(resp), 1);
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 1);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* the router is fine, and the half-read connection was not reused */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs + 1, 1, g, LLMR_OK);
   assert_string_equal(llmr_response_text(resp), "Hello from m-next!");
   s = emu_get(&E, "/_emu/stats");
@@ -782,16 +604,16 @@ static void test_cancel_from_the_callback(void **state) {
   cJSON_Delete(s);
   assert_int_equal(conns, 2);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* cancelling at ATTEMPT sends nothing */
-  g = logger_new();
+  g = slog_new();
   g->cancel_at_attempt = 1;
   resp = stream(r, slugs + 1, 1, g, LLMR_E_ABORTED);
   assert_int_equal(g->n, 1);
   assert_int_equal(emu_count(&E, "m-next"), 1);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -807,7 +629,7 @@ static int nested_cb(const llmr_event *ev, void *user) {
   nested *n = user;
   if (ev->type == LLMR_EVENT_TEXT && n->calls++ == 0) {
     const char *slugs[] = {"openai/m-inner"};
-    llmr_request *req = hello();
+    llmr_request *req = slog_hello();
     llmr_response *resp = NULL;
     n->ok = llmr_complete(n->r, slugs, 1, req, &resp) == LLMR_OK &&
             strcmp(llmr_response_text(resp), "Hello from m-inner!") == 0;
@@ -820,7 +642,7 @@ static int nested_cb(const llmr_event *ev, void *user) {
 static void test_nested_call_from_the_callback(void **state) {
   const char *slugs[] = {"openai/m-outer"};
   nested n;
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   (void)state;
   n.r = router_with("");
@@ -839,24 +661,24 @@ static void test_invalid_arguments(void **state) {
   llmr_router *r = router_with("");
   llmr_request *req;
   llmr_response *resp = NULL;
-  logger *g = logger_new();
+  slog *g = slog_new();
   char *out = NULL;
   (void)state;
   assert_int_equal(llmr_request_new(&req), LLMR_OK);
   /* no messages: the callback is never called */
-  assert_int_equal(llmr_stream(r, slugs, 1, req, log_cb, g, &resp),
+  assert_int_equal(llmr_stream(r, slugs, 1, req, slog_cb, g, &resp),
                    LLMR_E_INVAL);
   assert_non_null(resp);
   assert_int_equal(g->n, 0);
   llmr_response_free(resp);
-  assert_int_equal(llmr_stream(r, slugs, 1, req, log_cb, g, NULL),
+  assert_int_equal(llmr_stream(r, slugs, 1, req, slog_cb, g, NULL),
                    LLMR_E_INVAL);
   assert_int_equal(llmr_stream_json(r, "{}", NULL, NULL, &out), LLMR_E_INVAL);
   assert_non_null(strstr(out, "model"));
   llmr_free(out);
   assert_int_equal(llmr_stream_json(r, "{}", NULL, NULL, NULL), LLMR_E_INVAL);
   llmr_request_free(req);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -866,7 +688,7 @@ static void test_first_byte_timeout(void **state) {
   const char *slugs[] = {"openai/m-stall", "openai/m-fast"};
   llmr_router *r = router_with("\"first_byte_timeout_ms\": 300");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   script_json("{\"model\":\"m-stall\",\"default\":{\"kind\":\"ok\","
               "\"delay_ms\":3000}}");
@@ -878,10 +700,10 @@ static void test_first_byte_timeout(void **state) {
           llmr_response_attempt_duration_ms(resp, 0));
   assert_true(llmr_response_attempt_duration_ms(resp, 0) >= 290);
   assert_true(llmr_response_attempt_duration_ms(resp, 0) < 1000);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 1);
   assert_string_equal(llmr_response_model(resp), "openai/m-fast");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -889,7 +711,7 @@ static void test_idle_timeout(void **state) {
   const char *slugs[] = {"openai/m-idle", "openai/m-fast"};
   llmr_router *r = router_with("\"idle_timeout_ms\": 300");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   /* events 100 ms apart are fine */
   script_json("[{\"model\":\"m-fast\",\"default\":{\"kind\":\"ok\","
@@ -901,9 +723,9 @@ static void test_idle_timeout(void **state) {
               "\\n\\n\"}]}]");
   resp = stream(r, slugs + 1, 1, g, LLMR_OK);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   /* a 2 s pause after the role chunk, before any content: fall back */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 2, g, LLMR_OK);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_TIMEOUT);
   assert_non_null(
@@ -911,18 +733,18 @@ static void test_idle_timeout(void **state) {
   fprintf(stderr, "idle limit fired after %.0f ms\n",
           llmr_response_attempt_duration_ms(resp, 0));
   assert_true(llmr_response_attempt_duration_ms(resp, 0) < 1500);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 1);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   /* the same pause after content: an error, no fallback */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 2, g, LLMR_E_TIMEOUT);
   assert_string_equal(llmr_response_text(resp), "early ");
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_TIMEOUT);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -954,14 +776,14 @@ static void test_size_cap_counts_streamed_bytes(void **state) {
   const char *slugs[] = {"openai/m-big"};
   llmr_router *r = router_with("\"max_response_bytes\": 8192");
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   script_json("{\"model\":\"m-big\",\"default\":{\"kind\":\"big\","
               "\"bytes\":100000,\"piece_chars\":1000}}");
   resp = stream(r, slugs, 1, g, LLMR_E_TOO_LARGE);
   assert_true(strlen(llmr_response_text(resp)) < 8192);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -970,7 +792,7 @@ static void test_size_cap_counts_streamed_bytes(void **state) {
 static void test_complete_estimates_missing_usage(void **state) {
   const char *slugs[] = {"openai/m-nousage"};
   llmr_router *r = router_with("");
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   (void)state;
   script_raw("m-nousage",
@@ -1083,8 +905,8 @@ static void test_stream_json(void **state) {
   assert_int_equal(llmr_complete_json(r, req, &plain), LLMR_OK);
   f = cJSON_Parse(final);
   p = cJSON_Parse(plain);
-  strip_volatile(f);
-  strip_volatile(p);
+  slog_strip_volatile(f, 0);
+  slog_strip_volatile(p, 0);
   sx = cJSON_PrintUnformatted(f);
   sy = cJSON_PrintUnformatted(p);
   assert_string_equal(sx, sy);

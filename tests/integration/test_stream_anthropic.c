@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "emu.h"
+#include "stream_log.h"
 #include <llmroute.h>
 
 #include <stdio.h>
@@ -46,29 +47,13 @@ static double now_ms(void) {
 
 /* anthropic and openai pointed at the emulator */
 static llmr_router *router(void) {
-  char conf[1024], err[LLMR_ERRBUF_SIZE] = "";
-  llmr_router *r = NULL;
-  llmr_status st;
+  char conf[1024];
   snprintf(conf, sizeof(conf),
            "{\"use_env\": false, \"providers\": {"
            "\"anthropic\": {\"base_url\": \"%s\", \"api_key\": \"sk-ant-t\"},"
            "\"openai\": {\"base_url\": \"%s/v1\", \"api_key\": \"sk-t\"}}}",
            E.base, E.base);
-  st = llmr_router_new_ex(conf, &r, err, sizeof(err));
-  if (st != LLMR_OK)
-    fprintf(stderr, "router: %s\n", err);
-  assert_int_equal(st, LLMR_OK);
-  return r;
-}
-
-static llmr_request *hello(void) {
-  llmr_request *req;
-  assert_int_equal(llmr_request_new(&req), LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_SYSTEM, "Be terse."),
-                   LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hello"),
-                   LLMR_OK);
-  return req;
+  return slog_router_new(conf);
 }
 
 static void script_json(const char *json) {
@@ -96,109 +81,11 @@ static void script_raw(const char *model, const char *body,
   cJSON_Delete(s);
 }
 
-/* ---- an event log ---------------------------------------------------------- */
-
-#define MAX_EV 4096
-
-typedef struct rec {
-  llmr_event_type type;
-  char *text;
-  size_t len;
-  size_t tool_index;
-  char *tool_id, *tool_name, *model, *finish;
-  llmr_status status;
-  int http;
-  int64_t completion_tokens;
-} rec;
-
-typedef struct logger {
-  rec ev[MAX_EV];
-  size_t n;
-  int cancel_at_content; /* cancel on this content event (1-based); 0 never */
-  size_t content;
-} logger;
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static int is_content(llmr_event_type t) {
-  return t == LLMR_EVENT_TEXT || t == LLMR_EVENT_REASONING ||
-         t == LLMR_EVENT_TOOL_CALL;
-}
-
-static int log_cb(const llmr_event *ev, void *user) {
-  logger *g = user;
-  rec *r;
-  assert_true(g->n < MAX_EV);
-  r = &g->ev[g->n++];
-  memset(r, 0, sizeof(*r));
-  r->type = ev->type;
-  if (ev->text) {
-    assert_int_equal(ev->text[ev->len], '\0');
-    r->text = malloc(ev->len + 1);
-    memcpy(r->text, ev->text, ev->len + 1);
-    r->len = ev->len;
-  }
-  r->tool_index = ev->tool_index;
-  r->tool_id = dup_or_null(ev->tool_id);
-  r->tool_name = dup_or_null(ev->tool_name);
-  r->model = dup_or_null(ev->model);
-  r->finish = dup_or_null(ev->finish_reason);
-  r->status = ev->status;
-  r->http = ev->http_status;
-  assert_non_null(ev->response);
-  r->completion_tokens =
-      llmr_response_tokens(ev->response, LLMR_TOKENS_COMPLETION);
-  if (is_content(ev->type) && ++g->content == (size_t)g->cancel_at_content)
-    return 1;
-  return 0;
-}
-
-static logger *logger_new(void) {
-  logger *g = calloc(1, sizeof(*g));
-  assert_non_null(g);
-  return g;
-}
-
-static void logger_free(logger *g) {
-  size_t i;
-  for (i = 0; i < g->n; i++) {
-    free(g->ev[i].text);
-    free(g->ev[i].tool_id);
-    free(g->ev[i].tool_name);
-    free(g->ev[i].model);
-    free(g->ev[i].finish);
-  }
-  free(g);
-}
-
-static size_t count(const logger *g, llmr_event_type t) {
-  size_t i, n = 0;
-  for (i = 0; i < g->n; i++)
-    n += g->ev[i].type == t;
-  return n;
-}
-
-/* The concatenation of one kind of delta (tool calls: of call `idx`). */
-static char *joined(const logger *g, llmr_event_type t, size_t idx) {
-  size_t i, n = 0;
-  char *s = malloc(1);
-  s[0] = '\0';
-  for (i = 0; i < g->n; i++) {
-    const rec *r = &g->ev[i];
-    if (r->type != t || (t == LLMR_EVENT_TOOL_CALL && r->tool_index != idx))
-      continue;
-    s = realloc(s, n + r->len + 1);
-    memcpy(s + n, r->text, r->len + 1);
-    n += r->len;
-  }
-  return s;
-}
-
 static llmr_response *stream_req(llmr_router *r, const char *const *slugs,
-                                 size_t n, llmr_request *req, logger *g,
+                                 size_t n, llmr_request *req, slog *g,
                                  llmr_status expect) {
   llmr_response *resp = NULL;
-  llmr_status st = llmr_stream(r, slugs, n, req, log_cb, g, &resp);
+  llmr_status st = llmr_stream(r, slugs, n, req, slog_cb, g, &resp);
   assert_non_null(resp);
   if (st != expect)
     fprintf(stderr, "got %s: %s\n", llmr_status_name(st),
@@ -209,98 +96,15 @@ static llmr_response *stream_req(llmr_router *r, const char *const *slugs,
 }
 
 static llmr_response *stream(llmr_router *r, const char *const *slugs,
-                             size_t n, logger *g, llmr_status expect) {
-  llmr_request *req = hello();
+                             size_t n, slog *g, llmr_status expect) {
+  llmr_request *req = slog_hello();
   llmr_response *resp = stream_req(r, slugs, n, req, g, expect);
   llmr_request_free(req);
   return resp;
 }
 
-/* JSON text re-printed compactly (caller frees). */
-static char *compact(const char *json) {
-  cJSON *j = cJSON_Parse(json);
-  char *s;
-  assert_non_null(j);
-  s = cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  return s;
-}
-
-/* ATTEMPT first, USAGE then DONE last, content only after the last
- * ATTEMPT, text and reasoning deltas adding up to the response. Tool
- * arguments are compared by the caller: the deltas are the text as sent,
- * the final arguments re-printed compactly, as llmr_complete() has them.
- * So is the text in JSON mode (json_text): its deltas add up to the same
- * JSON value. */
-static void check_log(const logger *g, const llmr_response *resp,
-                      int json_text) {
-  size_t i, last_attempt = 0;
-  char *s;
-  assert_true(g->n >= 3);
-  assert_int_equal(g->ev[0].type, LLMR_EVENT_ATTEMPT);
-  assert_int_equal(g->ev[g->n - 2].type, LLMR_EVENT_USAGE);
-  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
-  assert_int_equal(count(g, LLMR_EVENT_USAGE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_DONE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_ERROR), 0);
-  for (i = 0; i < g->n; i++)
-    if (g->ev[i].type == LLMR_EVENT_ATTEMPT)
-      last_attempt = i;
-  for (i = 0; i < last_attempt; i++)
-    assert_false(is_content(g->ev[i].type));
-  if (llmr_response_finish_reason(resp))
-    assert_string_equal(g->ev[g->n - 1].finish,
-                        llmr_response_finish_reason(resp));
-  assert_true(g->ev[g->n - 2].completion_tokens ==
-              llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION));
-  assert_string_equal(g->ev[g->n - 1].model, llmr_response_model(resp));
-  s = joined(g, LLMR_EVENT_TEXT, 0);
-  if (json_text) {
-    char *c = compact(s);
-    assert_string_equal(c, llmr_response_text(resp));
-    cJSON_free(c);
-  } else {
-    assert_string_equal(s, llmr_response_text(resp));
-  }
-  free(s);
-  s = joined(g, LLMR_EVENT_REASONING, 0);
-  assert_string_equal(s, llmr_response_reasoning(resp));
-  free(s);
-}
-
-static void check_success_log(const logger *g, const llmr_response *resp) {
-  check_log(g, resp, 0);
-}
-
-static void strip_volatile(cJSON *j) {
-  cJSON *lr = cJSON_GetObjectItem(j, "llmroute"), *a;
-  cJSON_DeleteItemFromObject(j, "id");
-  cJSON_DeleteItemFromObject(j, "created");
-  cJSON_DeleteItemFromObject(lr, "request_id"); /* one per call */
-  cJSON_ArrayForEach(a, cJSON_GetObjectItem(lr, "attempts")) {
-    cJSON_DeleteItemFromObject(a, "duration_ms");
-    cJSON_DeleteItemFromObject(a, "bytes"); /* wire bytes differ */
-  }
-}
-
-static void assert_same_answer(const llmr_response *a,
-                               const llmr_response *b) {
-  char *ja = llmr_response_to_json(a), *jb = llmr_response_to_json(b);
-  cJSON *x = cJSON_Parse(ja), *y = cJSON_Parse(jb);
-  char *sx, *sy;
-  strip_volatile(x);
-  strip_volatile(y);
-  sx = cJSON_PrintUnformatted(x);
-  sy = cJSON_PrintUnformatted(y);
-  if (strcmp(sx, sy) != 0)
-    fprintf(stderr, "complete: %s\nstream:   %s\n", sx, sy);
-  assert_string_equal(sx, sy);
-  cJSON_free(sx);
-  cJSON_free(sy);
-  cJSON_Delete(x);
-  cJSON_Delete(y);
-  llmr_free(ja);
-  llmr_free(jb);
+static void check_success_log(const slog *g, const llmr_response *resp) {
+  slog_check_shape(g, resp, SLOG_USAGE_TOKENS);
 }
 
 /* ---- success ----------------------------------------------------------------- */
@@ -313,9 +117,9 @@ static void test_stream_equals_complete(void **state) {
   (void)state;
   for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
     char sc[4096];
-    llmr_request *req = hello();
+    llmr_request *req = slog_hello();
     llmr_response *a = NULL, *b;
-    logger *g = logger_new();
+    slog *g = slog_new();
     cJSON *sent, *body;
     char *s;
     size_t i, seen = 0;
@@ -333,7 +137,7 @@ static void test_stream_equals_complete(void **state) {
     b = stream_req(r, slugs, 1, req, g, LLMR_OK);
     llmr_request_free(req);
     check_success_log(g, b);
-    assert_same_answer(a, b);
+    slog_assert_same_answer(a, b, 0);
     assert_string_equal(llmr_response_text(b), "Voilà : 日本語 — 🎉 done.");
     assert_string_equal(llmr_response_reasoning(b), "Let me think… ok");
     assert_int_equal(llmr_response_tool_call_count(b), 2);
@@ -341,7 +145,7 @@ static void test_stream_equals_complete(void **state) {
                         "{\"city\":\"Zürich\",\"q\":\"a\\\"b\"}");
     assert_string_equal(llmr_response_tool_call_arguments(b, 1), "{}");
     /* compact arguments: the fragments add up to them */
-    s = joined(g, LLMR_EVENT_TOOL_CALL, 0);
+    s = slog_joined(g, LLMR_EVENT_TOOL_CALL, 0);
     assert_string_equal(s, llmr_response_tool_call_arguments(b, 0));
     free(s);
     assert_string_equal(llmr_response_finish_reason(b), "tool_calls");
@@ -369,7 +173,7 @@ static void test_stream_equals_complete(void **state) {
     cJSON_Delete(sent);
     llmr_response_free(a);
     llmr_response_free(b);
-    logger_free(g);
+    slog_free(g);
   }
   llmr_router_free(r);
 }
@@ -380,9 +184,9 @@ static void test_stream_equals_complete(void **state) {
 static void test_spaced_arguments(void **state) {
   const char *slugs[] = {"anthropic/claude-t"};
   llmr_router *r = router();
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *a = NULL, *b;
-  logger *g = logger_new();
+  slog *g = slog_new();
   char *s;
   (void)state;
   script_json("{\"model\":\"claude-t\",\"default\":{\"kind\":\"ok\","
@@ -392,16 +196,16 @@ static void test_spaced_arguments(void **state) {
   assert_int_equal(llmr_complete(r, slugs, 1, req, &a), LLMR_OK);
   b = stream_req(r, slugs, 1, req, g, LLMR_OK);
   check_success_log(g, b);
-  assert_same_answer(a, b);
+  slog_assert_same_answer(a, b, 0);
   assert_string_equal(llmr_response_tool_call_arguments(b, 0),
                       "{\"city\":\"Oslo\",\"n\":[1,2.5]}");
-  s = joined(g, LLMR_EVENT_TOOL_CALL, 0);
+  s = slog_joined(g, LLMR_EVENT_TOOL_CALL, 0);
   assert_string_equal(s, "{\"city\": \"Oslo\", \"n\": [1, 2.50]}");
   free(s);
   llmr_request_free(req);
   llmr_response_free(a);
   llmr_response_free(b);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -413,9 +217,9 @@ static void test_json_mode(void **state) {
   size_t m;
   (void)state;
   for (m = 0; m < 2; m++) {
-    llmr_request *req = hello();
+    llmr_request *req = slog_hello();
     llmr_response *a = NULL, *b;
-    logger *g = logger_new();
+    slog *g = slog_new();
     cJSON *sent, *tc;
     char sc[1024], *s;
     assert_int_equal(
@@ -430,18 +234,18 @@ static void test_json_mode(void **state) {
     script_json(sc);
     assert_int_equal(llmr_complete(r, slugs, 1, req, &a), LLMR_OK);
     b = stream_req(r, slugs, 1, req, g, LLMR_OK);
-    check_log(g, b, 1);
-    assert_same_answer(a, b);
+    slog_check_shape(g, b, SLOG_USAGE_TOKENS | SLOG_JSON_TEXT);
+    slog_assert_same_answer(a, b, 0);
     /* the deltas are the input as the model wrote it; the final text is
      * llmr_complete()'s */
-    s = joined(g, LLMR_EVENT_TEXT, 0);
+    s = slog_joined(g, LLMR_EVENT_TEXT, 0);
     assert_string_equal(s, "{\"answer\": \"été\", \"n\": 3}");
     free(s);
     assert_string_equal(llmr_response_text(b),
                         "{\"answer\":\"été\",\"n\":3}");
     assert_int_equal(llmr_response_tool_call_count(b), 0);
-    assert_int_equal(count(g, LLMR_EVENT_TOOL_CALL), 0);
-    assert_true(count(g, LLMR_EVENT_TEXT) >= 2);
+    assert_int_equal(slog_count(g, LLMR_EVENT_TOOL_CALL), 0);
+    assert_true(slog_count(g, LLMR_EVENT_TEXT) >= 2);
     assert_string_equal(llmr_response_finish_reason(b), "stop");
     sent = emu_request(&E, -1);
     tc = cJSON_GetObjectItem(cJSON_GetObjectItem(sent, "body"), "tool_choice");
@@ -451,7 +255,7 @@ static void test_json_mode(void **state) {
     llmr_request_free(req);
     llmr_response_free(a);
     llmr_response_free(b);
-    logger_free(g);
+    slog_free(g);
   }
   llmr_router_free(r);
 }
@@ -463,7 +267,7 @@ static void test_fallback_before_content(void **state) {
                          "anthropic/m-drop0", "openai/gpt-ok"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   size_t i, fallbacks = 0;
   (void)state;
   /* 529 overloaded; an error event right after message_start; a drop after
@@ -499,7 +303,7 @@ static void test_fallback_before_content(void **state) {
         break;
       }
     }
-    if (is_content(g->ev[i].type))
+    if (slog_is_content(g->ev[i].type))
       assert_string_equal(g->ev[i].model, "openai/gpt-ok");
   }
   assert_int_equal(fallbacks, 3);
@@ -508,7 +312,7 @@ static void test_fallback_before_content(void **state) {
   assert_int_equal(llmr_response_attempt_status(resp, 1), LLMR_E_OVERLOADED);
   assert_int_equal(llmr_response_attempt_status(resp, 2), LLMR_E_TRANSPORT);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -516,7 +320,7 @@ static void test_drop_after_content_is_an_error(void **state) {
   const char *slugs[] = {"anthropic/m-drop", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   /* message_start, content_block_start, ping and 3 text deltas of 4
    * characters, then the connection closes without the terminating chunk */
@@ -524,9 +328,9 @@ static void test_drop_after_content_is_an_error(void **state) {
               "\"0123456789abcdefghij\",\"drop_after_events\":6}}");
   resp = stream(r, slugs, 2, g, LLMR_E_TRANSPORT);
   assert_string_equal(llmr_response_text(resp), "0123456789ab");
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 3);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
-  assert_int_equal(count(g, LLMR_EVENT_ATTEMPT), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 3);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_ATTEMPT), 1);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_TRANSPORT);
   assert_int_equal(g->ev[g->n - 1].http, 200);
@@ -538,7 +342,7 @@ static void test_drop_after_content_is_an_error(void **state) {
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT), 3);
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 3);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -548,7 +352,7 @@ static void test_error_event_after_content(void **state) {
   const char *slugs3[] = {"anthropic/m-err3", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   /* message_start, content_block_start, ping, 2 deltas, then the error */
   script_json(
@@ -569,26 +373,26 @@ static void test_error_event_after_content(void **state) {
   assert_int_equal(llmr_response_http_status(resp), 200);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_OVERLOADED);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs2, 2, g, LLMR_E_SERVER);
   assert_string_equal(llmr_response_error_type(resp), "api_error");
   assert_true(llmr_response_retryable(resp));
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs3, 2, g, LLMR_E_PROVIDER);
   assert_string_equal(llmr_response_error_type(resp), "invalid_request_error");
   assert_string_equal(llmr_response_error(resp), "bad");
   assert_false(llmr_response_retryable(resp));
   assert_int_equal(emu_count(&E, "m-next"), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -616,26 +420,26 @@ static void test_end_marker(void **state) {
   const char *slugs[] = {"anthropic/m-raw"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g;
+  slog *g;
   (void)state;
   /* everything but message_stop, and a clean close */
   script_raw("m-raw", MSG_START TEXT_BLOCK("half") MSG_DELTA,
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_E_PROTOCOL);
   assert_string_equal(llmr_response_error(resp),
                       "stream ended before the provider's end marker");
   assert_string_equal(llmr_response_text(resp), "half");
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* with message_stop: complete */
   script_raw("m-raw",
              MSG_START TEXT_BLOCK("whole") MSG_DELTA
                  EV("message_stop", "{\"type\":\"message_stop\"}"),
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_string_equal(llmr_response_id(resp), "msg_r");
@@ -643,16 +447,16 @@ static void test_end_marker(void **state) {
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 2);
   assert_int_equal(llmr_response_usage_estimated(resp), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a known event whose data is not JSON */
   script_raw("m-raw", MSG_START EV("content_block_start", "oops"),
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_E_PROTOCOL);
   assert_non_null(strstr(llmr_response_error(resp), "not a JSON object"));
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a 200 JSON document to the stream request: parsed whole */
   script_raw("m-raw",
@@ -661,12 +465,12 @@ static void test_end_marker(void **state) {
              "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":4,"
              "\"output_tokens\":2}}",
              "application/json");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_string_equal(llmr_response_text(resp), "at once");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -676,7 +480,7 @@ static void test_cancel_from_the_callback(void **state) {
   const char *slugs[] = {"anthropic/m-long", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   double t0;
   (void)state;
   /* 40 text events 150 ms apart: 6 s if read to the end */
@@ -690,20 +494,20 @@ static void test_cancel_from_the_callback(void **state) {
   assert_true(now_ms() - t0 < 2000);
   assert_string_equal(llmr_response_text(resp), "01");
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_TEXT);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 2);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 2);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   assert_int_equal(llmr_response_attempt_count(resp), 1);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_ABORTED);
   assert_non_null(strstr(llmr_response_error(resp), "cancelled"));
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT), 3);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* the router still works */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -736,8 +540,8 @@ static void test_stream_json(void **state) {
   assert_int_equal(llmr_complete_json(r, req, &plain), LLMR_OK);
   f = cJSON_Parse(final);
   p = cJSON_Parse(plain);
-  strip_volatile(f);
-  strip_volatile(p);
+  slog_strip_volatile(f, 0);
+  slog_strip_volatile(p, 0);
   sx = cJSON_PrintUnformatted(f);
   sy = cJSON_PrintUnformatted(p);
   assert_string_equal(sx, sy);

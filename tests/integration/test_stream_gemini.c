@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "emu.h"
+#include "stream_log.h"
 #include <llmroute.h>
 
 #include <stdio.h>
@@ -46,30 +47,14 @@ static double now_ms(void) {
 
 /* Google (and OpenAI, to fall back to) at the emulator. */
 static llmr_router *router(void) {
-  char conf[1024], err[LLMR_ERRBUF_SIZE] = "";
-  llmr_router *r = NULL;
-  llmr_status st;
+  char conf[1024];
   snprintf(conf, sizeof(conf),
            "{\"use_env\": false, \"providers\": {"
            "\"google\": {\"base_url\": \"%s\", \"api_key\": \"g-test-0000\"},"
            "\"openai\": {\"base_url\": \"%s/v1\", \"api_key\": "
            "\"sk-test-0000\"}}}",
            E.base, E.base);
-  st = llmr_router_new_ex(conf, &r, err, sizeof(err));
-  if (st != LLMR_OK)
-    fprintf(stderr, "router: %s\n", err);
-  assert_int_equal(st, LLMR_OK);
-  return r;
-}
-
-static llmr_request *hello(void) {
-  llmr_request *req;
-  assert_int_equal(llmr_request_new(&req), LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_SYSTEM, "Be terse."),
-                   LLMR_OK);
-  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hello"),
-                   LLMR_OK);
-  return req;
+  return slog_router_new(conf);
 }
 
 static void script_json(const char *json) {
@@ -97,106 +82,11 @@ static void script_raw(const char *model, const char *body,
   cJSON_Delete(s);
 }
 
-/* ---- an event log ---------------------------------------------------------- */
-
-#define MAX_EV 4096
-
-typedef struct rec {
-  llmr_event_type type;
-  char *text;
-  size_t len;
-  size_t tool_index;
-  char *tool_id, *tool_name, *model, *finish;
-  llmr_status status;
-  int http;
-} rec;
-
-typedef struct logger {
-  rec ev[MAX_EV];
-  size_t n;
-  int cancel_at_content; /* cancel on this content event (1-based); 0 never */
-  size_t content;
-} logger;
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static int is_content(llmr_event_type t) {
-  return t == LLMR_EVENT_TEXT || t == LLMR_EVENT_REASONING ||
-         t == LLMR_EVENT_TOOL_CALL;
-}
-
-static int log_cb(const llmr_event *ev, void *user) {
-  logger *g = user;
-  rec *r;
-  assert_true(g->n < MAX_EV);
-  r = &g->ev[g->n++];
-  memset(r, 0, sizeof(*r));
-  r->type = ev->type;
-  if (ev->text) {
-    assert_int_equal(ev->text[ev->len], '\0');
-    r->text = malloc(ev->len + 1);
-    memcpy(r->text, ev->text, ev->len + 1);
-    r->len = ev->len;
-  }
-  r->tool_index = ev->tool_index;
-  r->tool_id = dup_or_null(ev->tool_id);
-  r->tool_name = dup_or_null(ev->tool_name);
-  r->model = dup_or_null(ev->model);
-  r->finish = dup_or_null(ev->finish_reason);
-  r->status = ev->status;
-  r->http = ev->http_status;
-  assert_non_null(ev->response);
-  if (is_content(ev->type) && ++g->content == (size_t)g->cancel_at_content)
-    return 1;
-  return 0;
-}
-
-static logger *logger_new(void) {
-  logger *g = calloc(1, sizeof(*g));
-  assert_non_null(g);
-  return g;
-}
-
-static void logger_free(logger *g) {
-  size_t i;
-  for (i = 0; i < g->n; i++) {
-    free(g->ev[i].text);
-    free(g->ev[i].tool_id);
-    free(g->ev[i].tool_name);
-    free(g->ev[i].model);
-    free(g->ev[i].finish);
-  }
-  free(g);
-}
-
-static size_t count(const logger *g, llmr_event_type t) {
-  size_t i, n = 0;
-  for (i = 0; i < g->n; i++)
-    n += g->ev[i].type == t;
-  return n;
-}
-
-/* The concatenation of one kind of delta (tool calls: of call `idx`). */
-static char *joined(const logger *g, llmr_event_type t, size_t idx) {
-  size_t i, n = 0;
-  char *s = malloc(1);
-  s[0] = '\0';
-  for (i = 0; i < g->n; i++) {
-    const rec *r = &g->ev[i];
-    if (r->type != t || (t == LLMR_EVENT_TOOL_CALL && r->tool_index != idx))
-      continue;
-    s = realloc(s, n + r->len + 1);
-    memcpy(s + n, r->text, r->len + 1);
-    n += r->len;
-  }
-  return s;
-}
-
 static llmr_response *stream(llmr_router *r, const char *const *slugs,
-                             size_t n, logger *g, llmr_status expect) {
-  llmr_request *req = hello();
+                             size_t n, slog *g, llmr_status expect) {
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
-  llmr_status st = llmr_stream(r, slugs, n, req, log_cb, g, &resp);
+  llmr_status st = llmr_stream(r, slugs, n, req, slog_cb, g, &resp);
   llmr_request_free(req);
   assert_non_null(resp);
   if (st != expect)
@@ -210,7 +100,7 @@ static llmr_response *stream(llmr_router *r, const char *const *slugs,
 static llmr_response *complete(llmr_router *r, const char *slug,
                                llmr_status expect) {
   const char *slugs[1];
-  llmr_request *req = hello();
+  llmr_request *req = slog_hello();
   llmr_response *resp = NULL;
   slugs[0] = slug;
   assert_int_equal(llmr_complete(r, slugs, 1, req, &resp), expect);
@@ -220,80 +110,15 @@ static llmr_response *complete(llmr_router *r, const char *slug,
 
 /* ATTEMPT first, USAGE then DONE last, content only after the last
  * ATTEMPT, deltas adding up to the response. */
-static void check_success_log(const logger *g, const llmr_response *resp) {
-  size_t i, last_attempt = 0;
+static void check_success_log(const slog *g, const llmr_response *resp) {
+  size_t i;
   char *s;
-  assert_true(g->n >= 3);
-  assert_int_equal(g->ev[0].type, LLMR_EVENT_ATTEMPT);
-  assert_int_equal(g->ev[g->n - 2].type, LLMR_EVENT_USAGE);
-  assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
-  assert_int_equal(count(g, LLMR_EVENT_USAGE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_DONE), 1);
-  assert_int_equal(count(g, LLMR_EVENT_ERROR), 0);
-  for (i = 0; i < g->n; i++)
-    if (g->ev[i].type == LLMR_EVENT_ATTEMPT)
-      last_attempt = i;
-  for (i = 0; i < last_attempt; i++)
-    assert_false(is_content(g->ev[i].type));
-  if (llmr_response_finish_reason(resp))
-    assert_string_equal(g->ev[g->n - 1].finish,
-                        llmr_response_finish_reason(resp));
-  assert_string_equal(g->ev[g->n - 1].model, llmr_response_model(resp));
-  s = joined(g, LLMR_EVENT_TEXT, 0);
-  assert_string_equal(s, llmr_response_text(resp));
-  free(s);
-  s = joined(g, LLMR_EVENT_REASONING, 0);
-  assert_string_equal(s, llmr_response_reasoning(resp));
-  free(s);
+  slog_check_shape(g, resp, 0);
   for (i = 0; i < llmr_response_tool_call_count(resp); i++) {
-    s = joined(g, LLMR_EVENT_TOOL_CALL, i);
+    s = slog_joined(g, LLMR_EVENT_TOOL_CALL, i);
     assert_string_equal(s, llmr_response_tool_call_arguments(resp, i));
     free(s);
   }
-}
-
-/* Fields of the final JSON that differ between two calls of one answer:
- * the response id (the emulator counts responses), created, durations,
- * and synthesised tool-call ids (unique per call). */
-static void strip_volatile(cJSON *j) {
-  cJSON *lr = cJSON_GetObjectItem(j, "llmroute"), *a, *c;
-  cJSON_DeleteItemFromObject(j, "id");
-  cJSON_DeleteItemFromObject(j, "created");
-  cJSON_DeleteItemFromObject(lr, "request_id"); /* one per call */
-  cJSON_ArrayForEach(a, cJSON_GetObjectItem(lr, "attempts")) {
-    cJSON_DeleteItemFromObject(a, "duration_ms");
-    cJSON_DeleteItemFromObject(a, "bytes"); /* wire bytes differ */
-  }
-  cJSON_ArrayForEach(
-      c, cJSON_GetObjectItem(
-             cJSON_GetObjectItem(
-                 cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
-                 "message"),
-             "tool_calls")) {
-    const cJSON *id = cJSON_GetObjectItem(c, "id");
-    if (cJSON_IsString(id) && strncmp(id->valuestring, "call_llmr_", 10) == 0)
-      cJSON_ReplaceItemInObject(c, "id", cJSON_CreateString("<synth>"));
-  }
-}
-
-static void assert_same_answer(const llmr_response *a,
-                               const llmr_response *b) {
-  char *ja = llmr_response_to_json(a), *jb = llmr_response_to_json(b);
-  cJSON *x = cJSON_Parse(ja), *y = cJSON_Parse(jb);
-  char *sx, *sy;
-  strip_volatile(x);
-  strip_volatile(y);
-  sx = cJSON_PrintUnformatted(x);
-  sy = cJSON_PrintUnformatted(y);
-  if (strcmp(sx, sy) != 0)
-    fprintf(stderr, "complete: %s\nstream:   %s\n", sx, sy);
-  assert_string_equal(sx, sy);
-  cJSON_free(sx);
-  cJSON_free(sy);
-  cJSON_Delete(x);
-  cJSON_Delete(y);
-  llmr_free(ja);
-  llmr_free(jb);
 }
 
 /* ---- success ----------------------------------------------------------------- */
@@ -308,7 +133,7 @@ static void test_stream_equals_complete(void **state) {
     for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
       char sc[2048];
       llmr_response *a, *b;
-      logger *g = logger_new();
+      slog *g = slog_new();
       cJSON *sent;
       const cJSON *q;
       size_t i, seen = 0;
@@ -325,7 +150,7 @@ static void test_stream_equals_complete(void **state) {
       a = complete(r, slugs[0], LLMR_OK);
       b = stream(r, slugs, 1, g, LLMR_OK);
       check_success_log(g, b);
-      assert_same_answer(a, b);
+      slog_assert_same_answer(a, b, SLOG_SYNTH_IDS);
       assert_string_equal(llmr_response_text(b), "Voilà : 日本語 — 🎉 done.");
       assert_string_equal(llmr_response_reasoning(b), "Let me think… ok");
       assert_int_equal(llmr_response_tool_call_count(b), 2);
@@ -349,7 +174,7 @@ static void test_stream_equals_complete(void **state) {
       assert_int_equal(llmr_response_tokens(b, LLMR_TOKENS_COMPLETION),
                        llmr_response_tokens(a, LLMR_TOKENS_COMPLETION));
       /* one TOOL_CALL event per call, with id, name and all arguments */
-      assert_int_equal(count(g, LLMR_EVENT_TOOL_CALL), 2);
+      assert_int_equal(slog_count(g, LLMR_EVENT_TOOL_CALL), 2);
       for (i = 0; i < g->n; i++)
         if (g->ev[i].type == LLMR_EVENT_TOOL_CALL) {
           assert_non_null(g->ev[i].tool_id);
@@ -360,8 +185,8 @@ static void test_stream_equals_complete(void **state) {
           seen++;
         }
       /* reasoning came first, in pieces */
-      assert_true(count(g, LLMR_EVENT_REASONING) > 1);
-      assert_true(count(g, LLMR_EVENT_TEXT) > 1);
+      assert_true(slog_count(g, LLMR_EVENT_REASONING) > 1);
+      assert_true(slog_count(g, LLMR_EVENT_TEXT) > 1);
       /* what went out: the streaming method, as SSE */
       sent = emu_request(&E, -1);
       assert_non_null(strstr(cJSON_GetObjectItem(sent, "path")->valuestring,
@@ -372,7 +197,7 @@ static void test_stream_equals_complete(void **state) {
       cJSON_Delete(sent);
       llmr_response_free(a);
       llmr_response_free(b);
-      logger_free(g);
+      slog_free(g);
     }
   llmr_router_free(r);
 }
@@ -383,7 +208,7 @@ static void test_finish_reasons(void **state) {
   const char *blk[] = {"google/g-blocked"};
   llmr_router *r = router();
   llmr_response *a, *b;
-  logger *g;
+  slog *g;
   (void)state;
   script_json("[{\"model\":\"g-len\",\"default\":{\"kind\":\"ok\",\"text\":"
               "\"Once upon a time\",\"finish_reason\":\"MAX_TOKENS\","
@@ -391,26 +216,26 @@ static void test_finish_reasons(void **state) {
               "{\"model\":\"g-blocked\",\"default\":{\"kind\":\"ok\","
               "\"block_reason\":\"PROHIBITED_CONTENT\"}}]");
   a = complete(r, len[0], LLMR_OK);
-  g = logger_new();
+  g = slog_new();
   b = stream(r, len, 1, g, LLMR_OK);
   check_success_log(g, b);
-  assert_same_answer(a, b);
+  slog_assert_same_answer(a, b, SLOG_SYNTH_IDS);
   assert_string_equal(llmr_response_finish_reason(b), "length");
   llmr_response_free(a);
   llmr_response_free(b);
-  logger_free(g);
+  slog_free(g);
 
   a = complete(r, blk[0], LLMR_OK);
-  g = logger_new();
+  g = slog_new();
   b = stream(r, blk, 1, g, LLMR_OK);
-  assert_same_answer(a, b);
+  slog_assert_same_answer(a, b, SLOG_SYNTH_IDS);
   assert_string_equal(llmr_response_finish_reason(b), "content_filter");
   assert_string_equal(llmr_response_text(b), "");
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 0);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_DONE);
   llmr_response_free(a);
   llmr_response_free(b);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -421,7 +246,7 @@ static void test_fallback_before_content(void **state) {
                          "openai/m-good"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   size_t i, fallbacks = 0;
   (void)state;
   /* 503 UNAVAILABLE; an error event before any content; a stream that
@@ -456,7 +281,7 @@ static void test_fallback_before_content(void **state) {
         break;
       }
     }
-    if (is_content(g->ev[i].type))
+    if (slog_is_content(g->ev[i].type))
       assert_string_equal(g->ev[i].model, "openai/m-good");
   }
   assert_int_equal(fallbacks, 3);
@@ -464,7 +289,7 @@ static void test_fallback_before_content(void **state) {
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_OVERLOADED);
   assert_int_equal(llmr_response_attempt_status(resp, 1), LLMR_E_SERVER);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -472,16 +297,16 @@ static void test_drop_after_content_is_an_error(void **state) {
   const char *slugs[] = {"google/g-drop", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   (void)state;
   /* 5 chunks of 4 characters; the connection closes after 3 */
   script_json("{\"model\":\"g-drop\",\"default\":{\"kind\":\"ok\",\"text\":"
               "\"0123456789abcdefghij\",\"drop_after_events\":3}}");
   resp = stream(r, slugs, 2, g, LLMR_E_TRANSPORT);
   assert_string_equal(llmr_response_text(resp), "0123456789ab");
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 3);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
-  assert_int_equal(count(g, LLMR_EVENT_ATTEMPT), 1);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 3);
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
+  assert_int_equal(slog_count(g, LLMR_EVENT_ATTEMPT), 1);
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
   assert_int_equal(g->ev[g->n - 1].status, LLMR_E_TRANSPORT);
   assert_int_equal(g->ev[g->n - 1].http, 200);
@@ -490,7 +315,7 @@ static void test_drop_after_content_is_an_error(void **state) {
   assert_string_equal(llmr_response_model(resp), "google/g-drop");
   assert_true(llmr_response_tokens(resp, LLMR_TOKENS_PROMPT) > 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -508,7 +333,7 @@ static void test_error_event_after_content(void **state) {
   for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
     char sc[512];
     llmr_response *resp;
-    logger *g = logger_new();
+    slog *g = slog_new();
     snprintf(sc, sizeof(sc),
              "{\"model\":\"g-err\",\"default\":{\"kind\":\"ok\",\"text\":"
              "\"partial answer\",\"error_after_events\":2,"
@@ -527,10 +352,10 @@ static void test_error_event_after_content(void **state) {
                           "The model is overloaded. Please try again later.");
     assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
     assert_int_equal(g->ev[g->n - 1].status, cases[k].st);
-    assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0);
+    assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0);
     assert_int_equal(emu_count(&E, "m-next"), 0);
     llmr_response_free(resp);
-    logger_free(g);
+    slog_free(g);
   }
   llmr_router_free(r);
 }
@@ -541,7 +366,7 @@ static void test_end_marker(void **state) {
   const char *slugs[] = {"google/g-raw", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g;
+  slog *g;
   (void)state;
   /* content and a clean end, but no chunk has a finishReason */
   script_raw("g-raw",
@@ -550,16 +375,16 @@ static void test_end_marker(void **state) {
              "\"usageMetadata\": {\"promptTokenCount\": 3, "
              "\"totalTokenCount\": 3}, \"responseId\": \"r1\"}\r\n\r\n",
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 2, g, LLMR_E_PROTOCOL);
   assert_string_equal(llmr_response_error(resp),
                       "stream ended before the provider's end marker");
   assert_string_equal(llmr_response_text(resp), "half");
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_ERROR);
-  assert_int_equal(count(g, LLMR_EVENT_FALLBACK), 0); /* content came */
+  assert_int_equal(slog_count(g, LLMR_EVENT_FALLBACK), 0); /* content came */
   assert_int_equal(emu_count(&E, "m-next"), 0);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a finishReason and no usage at all: complete, usage estimated */
   script_raw("g-raw",
@@ -569,25 +394,25 @@ static void test_end_marker(void **state) {
              "\"\"}], \"role\": \"model\"}, \"finishReason\": \"STOP\", "
              "\"index\": 0}]}\r\n\r\n",
              "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
   assert_string_equal(llmr_response_finish_reason(resp), "stop");
   assert_int_equal(llmr_response_usage_estimated(resp), 1);
   assert_int_equal(llmr_response_tokens(resp, LLMR_TOKENS_COMPLETION), 2);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* a data line that is not JSON, before any content: fall back */
   script_raw("g-raw", "data: <html>502</html>\r\n\r\n", "text/event-stream");
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 2, g, LLMR_OK);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_PROTOCOL);
   assert_non_null(strstr(llmr_response_attempt_error(resp, 0),
                          "not a JSON object"));
   assert_string_equal(llmr_response_model(resp), "openai/m-next");
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
@@ -597,7 +422,7 @@ static void test_cancel_from_the_callback(void **state) {
   const char *slugs[] = {"google/g-long", "openai/m-next"};
   llmr_router *r = router();
   llmr_response *resp;
-  logger *g = logger_new();
+  slog *g = slog_new();
   double t0;
   (void)state;
   /* 40 chunks 150 ms apart: 6 s if read to the end */
@@ -612,20 +437,20 @@ static void test_cancel_from_the_callback(void **state) {
   assert_string_equal(llmr_response_text(resp), "01");
   /* the callback is not called again after it cancels */
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_TEXT);
-  assert_int_equal(count(g, LLMR_EVENT_TEXT), 2);
+  assert_int_equal(slog_count(g, LLMR_EVENT_TEXT), 2);
   assert_int_equal(emu_count(&E, "m-next"), 0);
   assert_int_equal(llmr_response_attempt_count(resp), 1);
   assert_int_equal(llmr_response_attempt_status(resp, 0), LLMR_E_ABORTED);
   assert_non_null(strstr(llmr_response_error(resp), "cancelled"));
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
 
   /* the router is fine afterwards */
-  g = logger_new();
+  g = slog_new();
   resp = stream(r, slugs, 1, g, LLMR_OK);
   check_success_log(g, resp);
   llmr_response_free(resp);
-  logger_free(g);
+  slog_free(g);
   llmr_router_free(r);
 }
 
