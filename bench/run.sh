@@ -129,5 +129,10 @@ $MEMORY | tee -a "$tmp"
 } >> "$tmp"
 echo "== bench-peers"
 B=$B sh bench/peers.sh 5 1 | tee -a "$tmp" || true
+# the hand-written "Hot path: before and after" record is kept, not rerun
+if [ -f "$out" ] && grep -q '^## Hot path: before and after' "$out"; then
+  echo >> "$tmp"
+  sed -n '/^## Hot path: before and after/,$p' "$out" >> "$tmp"
+fi
 mv "$tmp" "$out"
 echo "bench: wrote $out"

@@ -8,16 +8,35 @@
 #include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* A header's name and value share one allocation: "name\0value\0", the
+ * value right after the name (one malloc per header, not two). */
+static char *header_block(llmr__header *hd, const char *name, size_t nlen,
+                          const char *value, size_t vlen) {
+  char *b;
+  if (nlen > SIZE_MAX - 2 - vlen || !(b = llmr__malloc(nlen + vlen + 2)))
+    return NULL;
+  memcpy(b, name, nlen);
+  b[nlen] = '\0';
+  memcpy(b + nlen + 1, value, vlen);
+  b[nlen + 1 + vlen] = '\0';
+  hd->name = b;
+  hd->value = b + nlen + 1;
+  return b;
+}
 
 static void headers_free(llmr__header *h, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
     /* header values can carry keys (Authorization): wipe them */
-    llmr__free(h[i].name);
-    llmr__free_secret(h[i].value);
+    volatile char *v = h[i].value;
+    while (*v)
+      *v++ = '\0';
+    llmr__free(h[i].name); /* the value lives in the same block */
   }
   llmr__free(h);
 }
@@ -60,13 +79,8 @@ LLMR_API llmr_status llmr_http_request_add_header(llmr_http_request *h,
                  sizeof(*h->headers)) != 0)
     return LLMR_E_NOMEM;
   hd = &h->headers[h->n_headers];
-  hd->name = llmr__strdup(name);
-  hd->value = llmr__strdup(value);
-  if (!hd->name || !hd->value) {
-    llmr__free(hd->name);
-    llmr__free_secret(hd->value);
+  if (!header_block(hd, name, strlen(name), value, strlen(value)))
     return LLMR_E_NOMEM;
-  }
   h->n_headers++;
   return LLMR_OK;
 }
@@ -105,13 +119,8 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
                  sizeof(*h->headers)) != 0)
     return LLMR_E_NOMEM;
   hd = &h->headers[h->n_headers];
-  hd->name = llmr__strndup(line, nlen);
-  hd->value = llmr__strndup(v, (size_t)(end - v));
-  if (!hd->name || !hd->value) {
-    llmr__free(hd->name);
-    llmr__free(hd->value);
+  if (!header_block(hd, line, nlen, v, (size_t)(end - v)))
     return LLMR_E_NOMEM;
-  }
   for (i = 0; i < nlen; i++)
     if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')
       hd->name[i] = (char)(hd->name[i] + 32);

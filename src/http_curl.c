@@ -29,7 +29,21 @@
 typedef struct slot {
   CURL *easy;
   CURLM *multi;
+  pthread_t owner; /* the thread that used it last */
+  char *url;       /* the URL set on easy, NULL: none */
+  struct curl_slist *hdrs; /* the header lines of its last transfer */
 } slot;
+
+/* The slist holds the Authorization header: wipe before freeing. */
+static void hdrs_free(struct curl_slist *l) {
+  struct curl_slist *tmp;
+  for (tmp = l; tmp; tmp = tmp->next) {
+    volatile char *v = tmp->data;
+    while (*v)
+      *v++ = '\0';
+  }
+  curl_slist_free_all(l);
+}
 
 struct llmr__transport {
   CURLSH *share;
@@ -106,6 +120,8 @@ void llmr__transport_free(llmr__transport *t) {
   for (i = 0; i < t->n_pool; i++) {
     curl_multi_cleanup(t->pool[i].multi);
     curl_easy_cleanup(t->pool[i].easy);
+    llmr__free(t->pool[i].url);
+    hdrs_free(t->pool[i].hdrs);
   }
   if (t->share)
     curl_share_cleanup(t->share);
@@ -144,10 +160,15 @@ typedef struct xfer {
   int lost; /* the other transfer of the race won */
 } xfer;
 
+/* last_ms only feeds the streaming idle limit: a buffered transfer reads
+ * the clock for its first byte only (curl calls us once per header line
+ * and body chunk, and clock_gettime is not free on every VM). */
 static void note_byte(xfer *x) {
-  x->last_ms = llmr__now_ms();
-  if (x->first_ms < 0)
-    x->first_ms = x->last_ms;
+  if (x->first_ms < 0 || x->sink) {
+    x->last_ms = llmr__now_ms();
+    if (x->first_ms < 0)
+      x->first_ms = x->last_ms;
+  }
   x->got_any = 1;
 }
 
@@ -237,16 +258,33 @@ static CURL *handle_new(llmr__transport *t) {
   return h;
 }
 
+/*
+ * Slots are handed back to the thread that used them last when it is
+ * parked in the pool: the easy handle's buffers, its connection and the
+ * memory curl allocated for them stay in that thread's malloc arena and
+ * caches (docs/NOTES.md, "Hot path"). Otherwise the most recently parked
+ * slot, as before.
+ */
 static int slot_get(llmr__transport *t, slot *s) {
+  pthread_t self = pthread_self();
+  size_t i;
   int have = 0;
   pthread_mutex_lock(&t->pool_mu);
   if (t->n_pool) {
-    *s = t->pool[--t->n_pool];
+    i = t->n_pool - 1;
+    while (i > 0 && !pthread_equal(t->pool[i].owner, self))
+      i--;
+    if (!pthread_equal(t->pool[i].owner, self))
+      i = t->n_pool - 1;
+    *s = t->pool[i];
+    t->pool[i] = t->pool[--t->n_pool];
     have = 1;
   }
   pthread_mutex_unlock(&t->pool_mu);
   if (have)
     return 0;
+  s->url = NULL;
+  s->hdrs = NULL;
   s->easy = handle_new(t);
   s->multi = curl_multi_init();
   if (!s->easy || !s->multi) {
@@ -264,6 +302,7 @@ static void slot_put(llmr__transport *t, slot *s) {
   curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, NULL);
   curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, NULL);
+  s->owner = pthread_self();
   pthread_mutex_lock(&t->pool_mu);
   if (t->n_pool < LLMR__POOL_MAX) {
     t->pool[t->n_pool++] = *s;
@@ -273,7 +312,11 @@ static void slot_put(llmr__transport *t, slot *s) {
   if (s->easy) {
     curl_multi_cleanup(s->multi);
     curl_easy_cleanup(s->easy);
+    llmr__free(s->url);
+    hdrs_free(s->hdrs);
   }
+  s->url = NULL;
+  s->hdrs = NULL;
 }
 
 static llmr_status class_of(CURLcode rc, const xfer *x) {
@@ -318,7 +361,6 @@ typedef struct leg {
   llmr__xfer *x;
   slot s;
   int have_slot;
-  struct curl_slist *hdrs;
   xfer cb;
   char cerr[CURL_ERROR_SIZE];
   int active; /* in the multi handle */
@@ -328,6 +370,19 @@ typedef struct leg {
   int limit;
   long timeout_ms;
 } leg;
+
+/* Does l hold exactly the lines leg_prepare would build for r? */
+static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r) {
+  size_t i, n;
+  for (i = 0; i < r->n_headers; i++, l = l->next) {
+    const char *name = r->headers[i].name;
+    n = strlen(name);
+    if (!l || strncmp(l->data, name, n) != 0 || l->data[n] != ':' ||
+        l->data[n + 1] != ' ' || strcmp(l->data + n + 2, r->headers[i].value))
+      return 0;
+  }
+  return l && strcmp(l->data, "Expect:") == 0 && !l->next;
+}
 
 /* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
 static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
@@ -344,23 +399,35 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   if (slot_get(t, &l->s) != 0)
     return LLMR_E_NOMEM;
   l->have_slot = 1;
-  for (i = 0; i < x->req->n_headers; i++) {
-    llmr__buf_reset(&line);
-    if (llmr__buf_printf(&line, "%s: %s", x->req->headers[i].name,
-                         x->req->headers[i].value) != 0 ||
-        !(tmp = curl_slist_append(l->hdrs, line.data))) {
+  /* the header lines stay on the slot between transfers and are built
+   * again only when they differ (a different provider, key or stream) */
+  if (!hdrs_match(l->s.hdrs, x->req)) {
+    struct curl_slist *hdrs = NULL;
+    hdrs_free(l->s.hdrs);
+    l->s.hdrs = NULL;
+    for (i = 0; i < x->req->n_headers; i++) {
+      const char *name = x->req->headers[i].name;
+      const char *value = x->req->headers[i].value;
+      llmr__buf_reset(&line);
+      if (llmr__buf_append(&line, name, strlen(name)) != 0 ||
+          llmr__buf_append(&line, ": ", 2) != 0 ||
+          llmr__buf_append(&line, value, strlen(value)) != 0 ||
+          !(tmp = curl_slist_append(hdrs, line.data))) {
+        hdrs_free(hdrs);
+        st = LLMR_E_NOMEM;
+        goto out;
+      }
+      hdrs = tmp;
+    }
+    /* curl would send "Expect: 100-continue" for larger bodies: one more
+     * round trip for nothing against every provider we know */
+    if (!(tmp = curl_slist_append(hdrs, "Expect:"))) {
+      hdrs_free(hdrs);
       st = LLMR_E_NOMEM;
       goto out;
     }
-    l->hdrs = tmp;
+    l->s.hdrs = tmp;
   }
-  /* curl would send "Expect: 100-continue" for larger bodies: one more
-   * round trip for nothing against every provider we know */
-  if (!(tmp = curl_slist_append(l->hdrs, "Expect:"))) {
-    st = LLMR_E_NOMEM;
-    goto out;
-  }
-  l->hdrs = tmp;
 
   memset(&l->cb, 0, sizeof(l->cb));
   l->cb.resp = x->resp;
@@ -375,8 +442,18 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->timeout_ms = x->timeout_ms > 0 ? x->timeout_ms : t->timeout_ms;
   connect_ms = t->connect_timeout_ms < l->timeout_ms ? t->connect_timeout_ms
                                                      : l->timeout_ms;
-  curl_easy_setopt(l->s.easy, CURLOPT_URL, x->req->url);
-  curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->hdrs);
+  /* curl parses the URL again when it is set: skip it when this slot's
+   * last transfer went to the same one */
+  if (!l->s.url || strcmp(l->s.url, x->req->url) != 0) {
+    llmr__free(l->s.url);
+    l->s.url = NULL;
+    if (curl_easy_setopt(l->s.easy, CURLOPT_URL, x->req->url) != CURLE_OK) {
+      st = LLMR_E_NOMEM;
+      goto out;
+    }
+    l->s.url = llmr__strdup(x->req->url); /* NULL: set it again next time */
+  }
+  curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->s.hdrs);
   curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
                    (curl_off_t)x->req->body_len);
   curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDS,
@@ -454,7 +531,7 @@ static void run(llmr__transport *t, leg *legs, int n, race_state *race,
     hedge_due = legs[0].cb.start_ms + (double)hedge_ms;
   for (;;) {
     double now, wait_due = -1;
-    int running, left, wait = LLMR__POLL_MAX_MS, busy = 0;
+    int running, left, wait = LLMR__POLL_MAX_MS, busy = 0, timed;
     CURLMcode mc;
     CURLMsg *msg;
 
@@ -491,7 +568,11 @@ static void run(llmr__transport *t, leg *legs, int n, race_state *race,
           leg_stop(&legs[i], m);
         }
     }
-    now = llmr__now_ms();
+    /* the clock is only needed for a hedge or a stream's limits */
+    timed = hedge_due >= 0;
+    for (i = 0; i < n; i++)
+      timed |= legs[i].active && legs[i].cb.sink != NULL;
+    now = timed ? llmr__now_ms() : 0;
     for (i = 0; i < n; i++) {
       double due;
       if (!legs[i].active)
@@ -583,18 +664,9 @@ static void leg_result(llmr__transport *t, leg *l) {
 }
 
 static void leg_release(llmr__transport *t, leg *l) {
-  struct curl_slist *tmp;
   if (l->have_slot)
     slot_put(t, &l->s);
   l->have_slot = 0;
-  /* the slist holds the Authorization header: wipe before freeing */
-  for (tmp = l->hdrs; tmp; tmp = tmp->next) {
-    volatile char *v = tmp->data;
-    while (*v)
-      *v++ = '\0';
-  }
-  curl_slist_free_all(l->hdrs);
-  l->hdrs = NULL;
 }
 
 static void xfer_reset(llmr__xfer *x) {

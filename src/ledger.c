@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +32,57 @@ int64_t llmr__wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Request ids: 128 random bits each, taken 16 bytes at a time from a
+ * per-thread pool filled by one getrandom() call (one system call per 32
+ * ids rather than per id; docs/NOTES.md, "Hot path"). A fork bumps a
+ * generation so a child never hands out the bytes its parent also holds.
+ */
+#define LLMR__ID_POOL 512
+static atomic_uint id_fork_gen;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_after_fork(void) {
+  atomic_fetch_add(&id_fork_gen, 1u);
+}
+
+static void id_register(void) {
+  pthread_atfork(NULL, NULL, id_after_fork);
+}
+
 void llmr__random_id(char out[33]) {
   static const char hex[] = "0123456789abcdef";
+  static _Thread_local unsigned char pool[LLMR__ID_POOL];
+  static _Thread_local size_t pool_pos = LLMR__ID_POOL;
+  static _Thread_local unsigned pool_gen;
   unsigned char r[16];
   size_t got = 0;
+  unsigned gen;
   int i;
-  while (got < sizeof(r)) {
-    ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    got += (size_t)n;
+  pthread_once(&id_once, id_register);
+  gen = atomic_load(&id_fork_gen);
+  if (gen != pool_gen) {
+    pool_gen = gen;
+    pool_pos = LLMR__ID_POOL;
+  }
+  if (pool_pos > LLMR__ID_POOL - sizeof(r)) {
+    size_t fill = 0;
+    while (fill < sizeof(pool)) {
+      ssize_t n = getrandom(pool + fill, sizeof(pool) - fill, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      fill += (size_t)n;
+    }
+    if (fill == sizeof(pool))
+      pool_pos = 0;
+  }
+  if (pool_pos <= LLMR__ID_POOL - sizeof(r)) {
+    memcpy(r, pool + pool_pos, sizeof(r));
+    memset(pool + pool_pos, 0, sizeof(r)); /* handed out: not again */
+    pool_pos += sizeof(r);
+    got = sizeof(r);
   }
   if (got < sizeof(r)) {
     /* no getrandom (very old kernel): time, address and a counter still

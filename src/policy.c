@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -347,6 +348,16 @@ int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
   int64_t wait = 0;
   size_t i;
   if (!http)
+    return 0;
+  /* one pass over the names first: most replies carry none of these */
+  for (i = 0; i < http->n_headers; i++) {
+    const char *n = http->headers[i].name;
+    if (strncasecmp(n, "retry-after", 11) == 0 ||
+        strncasecmp(n, "x-ratelimit-", 12) == 0 ||
+        strncasecmp(n, "anthropic-ratelimit-", 20) == 0)
+      break;
+  }
+  if (i == http->n_headers)
     return 0;
 
   /* Retry-After: retry-after-ms wins, as in llmr__retry_after_from_headers

@@ -925,11 +925,26 @@ typedef struct circuits {
   int provider_trial; /* we hold the provider key's TRIAL */
 } circuits;
 
+/* "provider/model" into out, cut to cap - 1 bytes as snprintf would
+ * (without its format parsing, on every attempt). */
+static void join_key(char *out, size_t cap, const char *a, const char *b) {
+  size_t n = 0;
+  if (!b)
+    b = "(null)";
+  while (*a && n + 1 < cap)
+    out[n++] = *a++;
+  if (n + 1 < cap)
+    out[n++] = '/';
+  while (*b && n + 1 < cap)
+    out[n++] = *b++;
+  out[n] = '\0';
+}
+
 static void circuits_init(circuits *k, const llmr_provider *p,
                           const char *native) {
   memset(k, 0, sizeof(*k));
   k->provider_key = p->name;
-  snprintf(k->model_key, sizeof(k->model_key), "%s/%s", p->name, native);
+  join_key(k->model_key, sizeof(k->model_key), p->name, native);
 }
 
 /* May this deployment be tried now? LLMR__HEALTH_SKIP with *until set

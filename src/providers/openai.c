@@ -82,7 +82,8 @@ static llmr_status openai_build(const llmr_provider *p,
   st = LLMR_E_NOMEM;
   if (!(text = cJSON_PrintUnformatted(body)))
     goto out;
-  if (llmr__buf_printf(&s, "%s/chat/completions", llmr_provider_base_url(p)))
+  if (llmr__buf_puts(&s, llmr_provider_base_url(p)) ||
+      llmr__buf_puts(&s, "/chat/completions"))
     goto out;
   if ((st = llmr_http_request_set_url(http, s.data)) != LLMR_OK ||
       (st = llmr_http_request_set_body(http, text, strlen(text))) != LLMR_OK ||
@@ -94,7 +95,8 @@ static llmr_status openai_build(const llmr_provider *p,
     goto out;
   if (llmr_provider_api_key(p)) {
     llmr__buf_reset(&s);
-    if (llmr__buf_printf(&s, "Bearer %s", llmr_provider_api_key(p))) {
+    if (llmr__buf_puts(&s, "Bearer ") ||
+        llmr__buf_puts(&s, llmr_provider_api_key(p))) {
       st = LLMR_E_NOMEM;
       goto out;
     }
