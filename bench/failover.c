@@ -9,10 +9,18 @@
  *                              (bench_server's /fail503/ path)
  *   cooling  [bad, good]       the first slug's circuit is open: skipped
  *                              without a request (a second router)
+ *   stall    [stall, good]     the first slug accepts the request and never
+ *                              answers (bench_server's /stall/ path) until
+ *                              the policy's attempt_timeout_ms (--stall-ms,
+ *                              default 200) cuts it: a third router. Each
+ *                              call costs that long, so this one runs its
+ *                              own --stall-rounds (default 30), each paired
+ *                              with a direct call on the same router.
  * The first two routers have cooldowns off, so every round really tries
  * the failing slug. Prints a Markdown table on stdout (times in ms).
  *
  *   bench_failover --server PATH [--rounds N] [--warmup N]
+ *                  [--stall-rounds N] [--stall-ms MS]
  *
  * SPDX-License-Identifier: MIT
  */
@@ -100,7 +108,7 @@ static int free_port(void) {
 }
 
 static llmr_router *router(int port, int dead, const char *policy) {
-  char config[1024], err[LLMR_ERRBUF_SIZE];
+  char config[1536], err[LLMR_ERRBUF_SIZE];
   llmr_router *r = NULL;
   snprintf(config, sizeof(config),
            "{\"use_env\": false, \"policy\": %s, \"providers\": {"
@@ -109,8 +117,10 @@ static llmr_router *router(int port, int dead, const char *policy) {
            "\"bad\": {\"base_url\": \"http://127.0.0.1:%d/fail503/v1\", "
            "\"api_key\": \"sk-bench\"},"
            "\"refused\": {\"base_url\": \"http://127.0.0.1:%d/v1\", "
+           "\"api_key\": \"sk-bench\"},"
+           "\"stall\": {\"base_url\": \"http://127.0.0.1:%d/stall/v1\", "
            "\"api_key\": \"sk-bench\"}}}",
-           policy, port, port, dead);
+           policy, port, port, dead, port);
   if (llmr_router_new_ex(config, &r, err, sizeof(err)) != LLMR_OK)
     die(err);
   return r;
@@ -140,9 +150,12 @@ int main(int argc, char **argv) {
   const char *direct[] = {"good/gpt-4o-mini"};
   const char *refused[] = {"refused/gpt-4o-mini", "good/gpt-4o-mini"};
   const char *failing[] = {"bad/gpt-4o-mini", "good/gpt-4o-mini"};
+  const char *stalling[] = {"stall/gpt-4o-mini", "good/gpt-4o-mini"};
   int rounds = 300, warmup = 20, port = 0, keep_fd, i, s;
-  double *t[N_SCEN], *paired[N_SCEN];
-  llmr_router *plain, *cooling;
+  int stall_rounds = 30, stall_ms = 200;
+  double *t[N_SCEN], *paired[N_SCEN], *ts, *tsd, *tsp;
+  llmr_router *plain, *cooling, *stall;
+  char stall_policy[128];
   llmr_request *req;
   pid_t pid;
 
@@ -153,12 +166,17 @@ int main(int argc, char **argv) {
       rounds = atoi(argv[++i]);
     else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
       warmup = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--stall-rounds") == 0 && i + 1 < argc)
+      stall_rounds = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--stall-ms") == 0 && i + 1 < argc)
+      stall_ms = atoi(argv[++i]);
     else
       server = NULL, i = argc;
   }
-  if (!server || rounds < 5 || warmup < 0) {
+  if (!server || rounds < 5 || warmup < 0 || stall_rounds < 5 ||
+      stall_ms < 1) {
     fprintf(stderr, "usage: bench_failover --server PATH [--rounds N >= 5] "
-                    "[--warmup N]\n");
+                    "[--warmup N] [--stall-rounds N >= 5] [--stall-ms MS]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -168,6 +186,9 @@ int main(int argc, char **argv) {
   cooling = router(port, free_port(),
                    "{\"cooldown\": {\"failures\": 1, \"cooldown_ms\": "
                    "3600000}}");
+  snprintf(stall_policy, sizeof(stall_policy),
+           "{\"cooldown\": false, \"attempt_timeout_ms\": %d}", stall_ms);
+  stall = router(port, free_port(), stall_policy);
   if (llmr_request_new(&req) != LLMR_OK ||
       llmr_request_add_message(req, LLMR_ROLE_USER, "Say hello.") != LLMR_OK)
     die("request");
@@ -207,6 +228,27 @@ int main(int argc, char **argv) {
       paired[s][i - warmup] = (v[s] - v[DIRECT]) / 1000.0;
     }
   }
+  /* the stall: its own rounds (each costs stall_ms), two warm-up rounds */
+  ts = calloc((size_t)stall_rounds, sizeof(double));
+  tsd = calloc((size_t)stall_rounds, sizeof(double));
+  tsp = calloc((size_t)stall_rounds, sizeof(double));
+  if (!ts || !tsd || !tsp)
+    die("out of memory");
+  for (i = 0; i < stall_rounds + 2; i++) {
+    double d, w;
+    if (i % 2) {
+      d = one(stall, direct, 1, req, 1);
+      w = one(stall, stalling, 2, req, 2);
+    } else {
+      w = one(stall, stalling, 2, req, 2);
+      d = one(stall, direct, 1, req, 1);
+    }
+    if (i < 2)
+      continue;
+    ts[i - 2] = w / 1000.0;
+    tsd[i - 2] = d / 1000.0;
+    tsp[i - 2] = (w - d) / 1000.0;
+  }
 
   printf("%d rounds after %d warm-up rounds; each round streams one call per "
          "scenario (rotating order) from bench_server on loopback, keep-alive "
@@ -239,6 +281,20 @@ int main(int argc, char **argv) {
     }
     free(copy);
   }
+  {
+    double dmed = bench_median(tsd, (size_t)stall_rounds);
+    double med = bench_median(ts, (size_t)stall_rounds);
+    double p90 = bench_quantile(ts, (size_t)stall_rounds, 0.90);
+    double pm = bench_median(tsp, (size_t)stall_rounds);
+    double pp90 = bench_quantile(tsp, (size_t)stall_rounds, 0.90);
+    printf("| first slug stalls (attempt_timeout_ms %d; %d rounds of its "
+           "own, direct median %.3f) | %.3f | %.3f | %+.3f | %+.3f | %+.3f "
+           "|\n",
+           stall_ms, stall_rounds, dmed, med, p90, med - dmed, pm, pp90);
+  }
+  free(ts);
+  free(tsd);
+  free(tsp);
   for (s = 0; s < N_SCEN; s++) {
     free(t[s]);
     free(paired[s]);
@@ -246,6 +302,7 @@ int main(int argc, char **argv) {
   llmr_request_free(req);
   llmr_router_free(plain);
   llmr_router_free(cooling);
+  llmr_router_free(stall);
   close(keep_fd);
   kill(pid, SIGTERM);
   waitpid(pid, NULL, 0);

@@ -78,6 +78,22 @@ function stop(c) {
   });
 }
 
+const stallMs = Number(opt('--stall-ms', '200'));
+// bench_failover's "added (paired median)" column, in ms, by scenario
+function failoverRun() {
+  const out = execFileSync(join(bin, 'bench_failover'),
+    ['--server', join(bin, 'bench_server'), '--rounds', '30', '--warmup', '3',
+     '--stall-rounds', '10', '--stall-ms', `${stallMs}`], { encoding: 'utf8', timeout: 60000 });
+  const row = (prefix) => {
+    const l = out.split('\n').find((x) => x.startsWith(`| ${prefix}`));
+    if (!l) throw new Error(`bench_failover: no row "${prefix}"`);
+    const c = l.split('|').map((x) => x.trim());
+    return { ttft: Number(c[2]), added: Number(c[5]) };
+  };
+  return { direct: row('direct call'), refused: row('first slug refused'),
+           fail503: row('first slug answers 503'), stall: row('first slug stalls') };
+}
+
 const json = (file, argv) =>
   JSON.parse(execFileSync(file, argv, { encoding: 'utf8', timeout: 60000 }).trim().split('\n').pop());
 
@@ -139,6 +155,25 @@ async function main() {
   configs.push({ key: 'llmr/stream', run: () => json(overhead, ['client', '--kind', 'llmr', '--stream', '--base', sseBase, '--threads', '1', ...T]) });
   configs.push({ key: 'sdk/stream', run: () => json(process.execPath, [join(here, 'peer_sdk.mjs'), '--stream', '--modules', modules, '--base', sseBase, '--concurrency', '1', ...T]) });
   configs.push({ key: 'portkey/stream', run: () => json(overhead, ['client', '--kind', 'raw', '--stream', '--base', pkBase, '--body-from', upHost, ...pkHeaders(sseBase), '--threads', '1', ...T]) });
+  // failover through Portkey's fallback config: the first target fails
+  // (refused port / 503 / stalls past its request_timeout), the second is
+  // sseBase; "direct" is the same config with only the good target
+  const deadPort = await freePort();
+  const sseHost = `http://127.0.0.1:${sse.port}`;
+  const tgt = (host, extra = {}) => ({ provider: 'openai', api_key: 'sk-bench', custom_host: host, ...extra });
+  const fb = (targets) => ['--header', `x-portkey-config: ${JSON.stringify({ strategy: { mode: 'fallback' }, targets })}`];
+  const firsts = {
+    direct: null,
+    refused: tgt(`http://127.0.0.1:${deadPort}/v1`),
+    fail503: tgt(`${sseHost}/fail503/v1`),
+    stall: tgt(`${sseHost}/stall/v1`, { request_timeout: stallMs }),
+  };
+  for (const [name, first] of Object.entries(firsts)) {
+    const targets = first ? [first, tgt(sseBase)] : [tgt(sseBase)];
+    configs.push({ key: `pkfo/${name}`, run: () => json(overhead, ['client', '--kind', 'raw', '--stream', '--base', pkBase, '--body-from', upHost, ...fb(targets), '--threads', '1', ...T]) });
+  }
+  // ours beside it: bench_failover's paired medians (ms), one run per round
+  configs.push({ key: 'llmr/failover', run: () => failoverRun() });
   configs.push({ key: 'capacity', run: () => json(overhead, ['capacity', '--port', `${up.port}`, '--pid', `${up.child.pid}`, '--body-from', upHost, '--capacity-conns', '32', '--seconds', seconds]) });
 
   // one unrecorded run through the gateway first: its JIT warms up
@@ -162,7 +197,7 @@ async function main() {
   const pkgv = (p) => JSON.parse(readFileSync(join(modules, 'node_modules', p, 'package.json'), 'utf8')).version;
   const cap = v('capacity', (x) => x.rps);
   let fastest = 0;
-  for (const k of Object.keys(res)) if (k !== 'capacity' && !k.endsWith('/stream')) fastest = Math.max(fastest, median(res[k].map((x) => x.rps)));
+  for (const k of Object.keys(res)) if (/^(raw|llmr|sdk|portkey)\/(1|16)$/.test(k)) fastest = Math.max(fastest, median(res[k].map((x) => x.rps)));
   const out = [];
   out.push(`Node ${process.version}, @portkey-ai/gateway ${pkgv('@portkey-ai/gateway')} ` +
            `(@hono/node-server ${pkgv('@hono/node-server')} by an npm override, started as ` +
@@ -208,6 +243,24 @@ async function main() {
   out.push(`| bench_overhead, **llmr_complete**, 16 threads | ${fmt(mib(v('llmr/16', (x) => x.hwm_kb)), 1)} | ${fmt(mib(v('llmr/16', (x) => x.rss_kb)), 1)} |`);
   out.push(`| node, OpenAI SDK, 16 concurrent | ${fmt(mib(v('sdk/16', (x) => x.hwm_kb)), 1)} | ${fmt(mib(v('sdk/16', (x) => x.rss_kb)), 1)} |`);
   out.push(`| node, Portkey gateway server (one process, all rounds) | ${(pkHwm / 1024).toFixed(1)} | ${(pkRss / 1024).toFixed(1)} |`);
+  out.push(`\nFailover, one stream at a time: the first target/slug fails, the second (bench_server, as above) ` +
+           'answers; time to first byte (Portkey, raw libcurl) / first TEXT event (llmr_stream), in ms, as added over ' +
+           'a direct call to the second. Portkey: `x-portkey-config: {"strategy":{"mode":"fallback"},"targets":[FIRST, ' +
+           `GOOD]}\` against the same config with GOOD alone, each run ${seconds} s after a ${warmup} s warm-up, ` +
+           'p50 of the run minus the direct run\'s p50 in the same round. libllmroute: `bench_failover --rounds 30 ' +
+           `--warmup 3 --stall-rounds 10 --stall-ms ${stallMs}\` once per round, its paired median. The stall: the ` +
+           `first upstream reads the request and never answers; Portkey's target \`request_timeout\` and our ` +
+           `\`policy.attempt_timeout_ms\` are both ${stallMs} ms.\n`);
+  out.push('| first slug / target | Portkey fallback: added ms | libllmroute: added ms |');
+  out.push('| --- | ---: | ---: |');
+  const pkDirect = v('pkfo/direct', (x) => x.ttft_p50_us / 1000);
+  const llDirect = v('llmr/failover', (x) => x.direct.ttft);
+  out.push(`| direct call to the second (TTFT, not added) | ${fmt(pkDirect, 3)} | ${fmt(llDirect, 3)} |`);
+  const foNames = { refused: 'refused (no listener)', fail503: 'answers 503', stall: `stalls (${stallMs} ms timeout)` };
+  for (const k of ['refused', 'fail503', 'stall']) {
+    const pkAdded = st(res[`pkfo/${k}`].map((x, i) => (x.ttft_p50_us - res['pkfo/direct'][i].ttft_p50_us) / 1000));
+    out.push(`| ${foNames[k]} | ${fmt(pkAdded, 3, true)} | ${fmt(v('llmr/failover', (x) => x[k].added), 3, true)} |`);
+  }
   console.log(out.join('\n'));
 }
 

@@ -16,7 +16,7 @@ if [ "$mode" = smoke ]; then
     --warmup 2 --events 3 --interval-ms 2
   echo "== bench-smoke: bench_failover"
   "$B/bench/bench_failover" --server "$B/bench/bench_server" --rounds 5 \
-    --warmup 1
+    --warmup 1 --stall-rounds 5
   echo "== bench-smoke: bench_overhead (non-streaming overhead)"
   "$B/bench/bench_overhead" --upstream "$B/bench/bench_upstream" \
     --threads 1,4 --rounds 1 --seconds 0.2 --warmup-s 0.05 --capacity-conns 8

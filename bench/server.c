@@ -11,7 +11,9 @@
  *
  * A request whose path contains "/fail503/" gets OpenAI's 503 "overloaded"
  * error instead (JSON with Content-Length, keep-alive): the failing first
- * slug of bench_failover.
+ * slug of bench_failover. One whose path contains "/stall/" is read and
+ * never answered (the connection is held until the client closes it): the
+ * stalling first slug.
  *
  *   bench_server [--events N] [--interval-ms MS]
  *
@@ -92,7 +94,7 @@ static void sleep_until(const struct timespec *t0, long ms) {
 }
 
 /* Read one request (headers + Content-Length body). 0, or -1 at EOF.
- * *fail is set when the request path contains "/fail503/". */
+ * *fail is 1 when the request path contains "/fail503/", 2 for "/stall/". */
 static int read_request(int fd, char *buf, size_t cap, size_t *have,
                         int *fail) {
   char *end;
@@ -115,7 +117,8 @@ static int read_request(int fd, char *buf, size_t cap, size_t *have,
   hlen = (size_t)(end - buf) + 4;
   {
     const char *eol = strstr(buf, "\r\n"), *f = strstr(buf, "/fail503/");
-    *fail = f && eol && f < eol;
+    const char *w = strstr(buf, "/stall/");
+    *fail = f && eol && f < eol ? 1 : w && eol && w < eol ? 2 : 0;
   }
   cl = strcasestr(buf, "\r\ncontent-length:");
   if (cl && cl < end)
@@ -154,6 +157,14 @@ static void *serve(void *arg) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   while (read_request(fd, in, sizeof(in), &have, &fail) == 0) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (fail == 2) { /* stall: hold the connection until the client goes */
+      for (;;) {
+        ssize_t r = recv(fd, in, sizeof(in), 0);
+        if (r == 0 || (r < 0 && errno != EINTR))
+          break;
+      }
+      goto done;
+    }
     if (fail) {
       int m = snprintf(out, sizeof(out),
                        "HTTP/1.1 503 Service Unavailable\r\n"
