@@ -43,12 +43,6 @@ static int reset(void **state) {
   return emu_reset(&E);
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -209,7 +203,7 @@ static void test_row_timeout(void **state) {
   llmr_router *r = router_with("\"policy\": {\"retries\": 1, \"backoff_ms\": "
                                "1, \"attempt_timeout_ms\": 200}");
   llmr_response *resp;
-  double t0 = now_ms();
+  double t0 = emu_now_ms();
   (void)state;
   steps("t-stall", "{\"kind\":\"stall\",\"ms\":3000},"
                    "{\"kind\":\"stall\",\"ms\":3000}");
@@ -217,7 +211,7 @@ static void test_row_timeout(void **state) {
   want(resp, 0, "openai/t-stall", LLMR_E_TIMEOUT, 0, 0);
   want(resp, 1, "openai/t-stall", LLMR_E_TIMEOUT, 0, 0);
   want(resp, 2, "openai/t-ok", LLMR_OK, 200, 0);
-  assert_true(now_ms() - t0 < 1500);
+  assert_true(emu_now_ms() - t0 < 1500);
   assert_int_equal(emu_count(&E, "t-stall"), 2);
   llmr_response_free(resp);
   llmr_router_free(r);
@@ -308,24 +302,24 @@ static void test_row_rate_limited(void **state) {
   /* retry-after-ms 150: the retry waits for it */
   steps("rl", "{\"kind\":\"error\",\"preset\":\"rate_limit\",\"headers\":"
               "{\"retry-after-ms\":\"150\"}}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, slugs, 2, "{\"retries\": 1, \"backoff_ms\": 1}", LLMR_OK);
   want(resp, 0, "openai/rl", LLMR_E_RATE_LIMITED, 429, 0);
   want(resp, 1, "openai/rl", LLMR_OK, 200, 0);
-  assert_true(now_ms() - t0 >= 150);
+  assert_true(emu_now_ms() - t0 >= 150);
   llmr_response_free(resp);
 
   /* Retry-After: 1 (seconds) but longest_wait_ms 300: move on at once */
   steps("rl", "{\"kind\":\"error\",\"preset\":\"rate_limit\",\"headers\":"
               "{\"Retry-After\":\"1\"}}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, slugs, 2,
              "{\"retries\": 1, \"backoff_ms\": 1, \"longest_wait_ms\": 300}",
              LLMR_OK);
   want(resp, 0, "openai/rl", LLMR_E_RATE_LIMITED, 429, 0);
   want(resp, 1, "openrouter/rl-ok", LLMR_OK, 200, 0);
   assert_true(llmr_response_attempt_count(resp) == 2);
-  assert_true(now_ms() - t0 < 900);
+  assert_true(emu_now_ms() - t0 < 900);
   llmr_response_free(resp);
   llmr_router_free(r);
 
@@ -562,7 +556,7 @@ static void test_backoff_cap(void **state) {
   llmr_router *r = router_with("\"policy\": {\"retries\": 2, \"backoff_ms\": "
                                "100000, \"backoff_cap_ms\": 60}");
   llmr_response *resp;
-  double t0 = now_ms();
+  double t0 = emu_now_ms();
   (void)state;
   steps("bo", "{\"kind\":\"error\",\"preset\":\"server_error\"},"
               "{\"kind\":\"error\",\"preset\":\"overloaded\"}");
@@ -570,7 +564,7 @@ static void test_backoff_cap(void **state) {
   want(resp, 0, "openai/bo", LLMR_E_SERVER, 500, 0);
   want(resp, 1, "openai/bo", LLMR_E_OVERLOADED, 503, 0);
   want(resp, 2, "openai/bo", LLMR_OK, 200, 0);
-  assert_true(now_ms() - t0 < 800);
+  assert_true(emu_now_ms() - t0 < 800);
   llmr_response_free(resp);
   /* retries exhausted: one slug keeps its own status */
   steps("bo", "{\"kind\":\"error\",\"preset\":\"server_error\"},"
@@ -702,10 +696,10 @@ static void test_ratelimit_headers(void **state) {
                "\"x-ratelimit-reset-tokens\":\"6m0s\"}}");
   resp = run(r, oa, 1, NULL, LLMR_OK);
   llmr_response_free(resp);
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, oa, 1, NULL, LLMR_E_ALL_FAILED);
   want(resp, 0, "openai/hdr", LLMR_E_COOLDOWN, 0, 1);
-  assert_true(now_ms() - t0 < 250); /* at once, not after the 2 s */
+  assert_true(emu_now_ms() - t0 < 250); /* at once, not after the 2 s */
   assert_true(llmr_response_retry_after(resp) > 1.0 &&
               llmr_response_retry_after(resp) <= 2.0);
   assert_int_equal(emu_count(&E, "hdr"), 1);
@@ -812,9 +806,9 @@ static void test_all_cooling_fails_at_once(void **state) {
   resp = run(r, slugs, 2, NULL, LLMR_E_ALL_FAILED);
   assert_int_equal(llmr_response_attempt_count(resp), 2);
   llmr_response_free(resp);
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, slugs, 2, NULL, LLMR_E_ALL_FAILED);
-  assert_true(now_ms() - t0 < 250);
+  assert_true(emu_now_ms() - t0 < 250);
   want(resp, 0, "openai/ac-1", LLMR_E_COOLDOWN, 0, 1);
   want(resp, 1, "openrouter/ac-2", LLMR_E_COOLDOWN, 0, 1);
   /* the earliest of the two (2 s), not the later (5 s) */
@@ -839,13 +833,13 @@ static void test_deadline(void **state) {
   /* retries and backoff bounded together */
   script("{\"model\":\"dl\",\"default\":{\"kind\":\"error\",\"preset\":"
          "\"overloaded\",\"delay_ms\":30}}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   {
     llmr_request *req = hello("{\"deadline_ms\": 400, \"retries\": 50, "
                               "\"backoff_ms\": 100, \"backoff_cap_ms\": 150}");
     llmr_status st = llmr_complete(r, one, 1, req, &resp);
     llmr_request_free(req);
-    took = now_ms() - t0;
+    took = emu_now_ms() - t0;
     /* the deadline passed during an attempt or a wait (TIMEOUT), or the
      * next wait would have crossed it (the last error, saying so) */
     assert_true(st == LLMR_E_TIMEOUT || st == LLMR_E_OVERLOADED);
@@ -856,19 +850,19 @@ static void test_deadline(void **state) {
   llmr_response_free(resp);
   /* one stalled attempt is cut at the deadline */
   steps("dl", "{\"kind\":\"stall\",\"ms\":5000}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, one, 1, "{\"deadline_ms\": 300}", LLMR_E_TIMEOUT);
-  took = now_ms() - t0;
+  took = emu_now_ms() - t0;
   assert_true(took >= 290 && took < 800);
   assert_non_null(strstr(llmr_response_error(resp), "deadline_ms"));
   llmr_response_free(resp);
   /* two slugs: the per-attempt limit, then the deadline */
   steps("dl-a", "{\"kind\":\"stall\",\"ms\":5000}");
   steps("dl-b", "{\"kind\":\"stall\",\"ms\":5000}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, two, 2, "{\"deadline_ms\": 500, \"attempt_timeout_ms\": 300}",
              LLMR_E_ALL_FAILED);
-  took = now_ms() - t0;
+  took = emu_now_ms() - t0;
   assert_true(took >= 490 && took < 1000);
   assert_non_null(strstr(llmr_response_error(resp), "deadline_ms"));
   want(resp, 0, "openai/dl-a", LLMR_E_TIMEOUT, 0, 0);
@@ -1014,9 +1008,9 @@ static void test_hedging(void **state) {
   r = router_with(top);
   /* the first slug sends nothing: the second starts at 100 ms and wins */
   steps("h-slow", "{\"kind\":\"stall\"}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, slugs, 2, NULL, LLMR_OK);
-  assert_true(now_ms() - t0 < 1000);
+  assert_true(emu_now_ms() - t0 < 1000);
   assert_string_equal(llmr_response_model(resp), "openrouter/h-fast");
   assert_string_equal(llmr_response_text(resp), "Hello from h-fast!");
   want(resp, 0, "openai/h-slow", LLMR_E_ABORTED, 0, 0);
@@ -1043,10 +1037,10 @@ static void test_hedging(void **state) {
    * comes first in the trace (the last entry answered) */
   steps("h-late", "{\"kind\":\"ok\",\"delay_ms\":250}");
   steps("h-later", "{\"kind\":\"ok\",\"delay_ms\":2000}");
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = run(r, (const char *const[]){"openai/h-late", "openrouter/h-later"},
              2, NULL, LLMR_OK);
-  assert_true(now_ms() - t0 < 1500);
+  assert_true(emu_now_ms() - t0 < 1500);
   assert_string_equal(llmr_response_model(resp), "openai/h-late");
   want(resp, 0, "openrouter/h-later", LLMR_E_ABORTED, 0, 0);
   want(resp, 1, "openai/h-late", LLMR_OK, 200, 0);

@@ -39,12 +39,6 @@ static int reset(void **state) {
   return emu_reset(&E);
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Google (and OpenAI, to fall back to) at the emulator. */
 static llmr_router *router(void) {
   char conf[1024];
@@ -64,22 +58,10 @@ static void script_json(const char *json) {
   assert_int_equal(rc, 0);
 }
 
-/* A model answering with a raw 200 body of the given Content-Type. */
+/* A model answering with a raw body. */
 static void script_raw(const char *model, const char *body,
                        const char *content_type) {
-  cJSON *s = cJSON_CreateObject(), *d = cJSON_CreateObject(), *h;
-  char *txt;
-  cJSON_AddStringToObject(s, "model", model);
-  cJSON_AddStringToObject(d, "kind", "raw");
-  cJSON_AddNumberToObject(d, "status", 200);
-  cJSON_AddStringToObject(d, "body", body);
-  h = cJSON_AddObjectToObject(d, "headers");
-  cJSON_AddStringToObject(h, "Content-Type", content_type);
-  cJSON_AddItemToObject(s, "default", d);
-  txt = cJSON_PrintUnformatted(s);
-  script_json(txt);
-  cJSON_free(txt);
-  cJSON_Delete(s);
+  assert_int_equal(emu_script_raw(&E, model, body, content_type), 0);
 }
 
 static llmr_response *stream(llmr_router *r, const char *const *slugs,
@@ -430,10 +412,10 @@ static void test_cancel_from_the_callback(void **state) {
               "\"0123456789012345678901234567890123456789\",\"piece_chars\":"
               "1,\"event_delay_ms\":150}}");
   g->cancel_at_content = 2;
-  t0 = now_ms();
+  t0 = emu_now_ms();
   resp = stream(r, slugs, 2, g, LLMR_E_ABORTED);
-  fprintf(stderr, "cancelled after %.0f ms\n", now_ms() - t0);
-  assert_true(now_ms() - t0 < 1500);
+  fprintf(stderr, "cancelled after %.0f ms\n", emu_now_ms() - t0);
+  assert_true(emu_now_ms() - t0 < 1500);
   assert_string_equal(llmr_response_text(resp), "01");
   /* the callback is not called again after it cancels */
   assert_int_equal(g->ev[g->n - 1].type, LLMR_EVENT_TEXT);

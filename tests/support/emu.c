@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *emu_srcdir(void) {
@@ -238,4 +239,33 @@ char *emu_config(const emu *e, const char *extra) {
            extra, *extra ? "," : "", e->base, e->base, e->base, e->base,
            e->base);
   return s;
+}
+
+int emu_script_raw(const emu *e, const char *model, const char *body,
+                   const char *content_type) {
+  cJSON *s = cJSON_CreateObject(), *d = cJSON_CreateObject(), *h;
+  char *txt;
+  int rc = -1;
+  if (s && d && cJSON_AddStringToObject(s, "model", model) &&
+      cJSON_AddStringToObject(d, "kind", "raw") &&
+      cJSON_AddNumberToObject(d, "status", 200) &&
+      cJSON_AddStringToObject(d, "body", body) &&
+      (h = cJSON_AddObjectToObject(d, "headers")) &&
+      cJSON_AddStringToObject(h, "Content-Type", content_type)) {
+    cJSON_AddItemToObject(s, "default", d);
+    d = NULL;
+    if ((txt = cJSON_PrintUnformatted(s))) {
+      rc = emu_script(e, txt);
+      cJSON_free(txt);
+    }
+  }
+  cJSON_Delete(d);
+  cJSON_Delete(s);
+  return rc;
+}
+
+double emu_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

@@ -31,6 +31,12 @@ int emu_reset(const emu *e);
 int emu_count(const emu *e, const char *model);
 /* The i-th received provider request (0-based; -1 = last); caller deletes. */
 cJSON *emu_request(const emu *e, int i);
+/* Script `model` to answer 200 with a verbatim body of the given content
+ * type on every request. Returns 0 or -1. */
+int emu_script_raw(const emu *e, const char *model, const char *body,
+                   const char *content_type);
+/* Milliseconds from a monotonic clock. */
+double emu_now_ms(void);
 /* A loopback port with nothing listening. */
 int emu_free_port(void);
 /* Make test certificates into a fresh temp dir; returns the dir (static
