@@ -162,7 +162,7 @@ demo: deps-test
 FUZZ_CC      ?= clang
 FUZZ_B       ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := sse stream_openai stream_anthropic stream_gemini
+FUZZ_NAMES   := sse stream_openai stream_anthropic stream_gemini openai_answer
 FUZZ_BINS    := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins deps-fuzz clean-fuzz \
@@ -178,10 +178,12 @@ fuzz-build: deps-fuzz
 
 fuzz-bins: $(FUZZ_BINS)
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h $(STATIC)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h \
+    tests/support/answer_diff.c tests/support/answer_diff.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(CFLAGS_BASE) -Isrc -fsanitize=fuzzer $< tests/fuzz/harness.c \
+	$(Q)$(CC) $(CFLAGS_BASE) -Isrc -Itests/support -fsanitize=fuzzer $< \
+	  tests/fuzz/harness.c tests/support/answer_diff.c \
 	  -o $@ $(STATIC) $(LDFLAGS_SAN) $(LIBS)
 
 # each target for FUZZ_SECONDS (default 60), FUZZ_JOBS (default: nproc) at once

@@ -354,6 +354,14 @@ typedef struct llmr__builtin {
 extern const llmr__builtin llmr__builtins[];
 extern const size_t llmr__n_builtins;
 extern const llmr_provider_vt llmr__openai_vt;
+/* The OpenAI adapter's two readers of a non-streaming answer, for tests:
+ * the fast path returns 0 (declined: resp untouched) or 1 with the result
+ * in *st; the tree path reads any answer with cJSON. */
+int llmr__openai_parse_fast(const llmr_http_response *http,
+                            llmr_response *resp, llmr_status *st);
+llmr_status llmr__openai_parse_tree(const llmr_provider *p,
+                                    const llmr_http_response *http,
+                                    llmr_response *resp);
 extern const llmr_provider_vt llmr__anthropic_vt;
 extern const llmr_provider_vt llmr__gemini_vt;
 

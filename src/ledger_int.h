@@ -7,6 +7,7 @@
 #define LLMR_LEDGER_INT_H
 
 #include "internal.h"
+#include "jscan.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,15 +20,6 @@
 /* The chain's first "previous hash". */
 #define LLMR__GENESIS                                                          \
   "0000000000000000000000000000000000000000000000000000000000000000"
-
-/* A JSON value inside a line: a string's contents (between the quotes,
- * still escaped when esc is set), a number's text, an array's text. */
-typedef struct llmr__span {
-  const char *p;
-  size_t n;
-  unsigned esc : 1;  /* the string holds backslash escapes */
-  unsigned null : 1; /* the value was null (or absent) */
-} llmr__span;
 
 /* A parsed record; spans point into the line. */
 typedef struct llmr__recview {
@@ -57,12 +49,6 @@ int llmr__line_classify(const char *line, size_t n, llmr__recview *rv,
  * up to its hash field, closed with '}'), as 64 hex digits + NUL. */
 void llmr__rec_hash(const char *prev_hex, const char *line, size_t content_len,
                     char out[65]);
-/* A string span's value unescaped into a fresh NUL-terminated string
- * (NULL for a null span, or on OOM: check sp->null). */
-char *llmr__span_dup(const llmr__span *sp);
-/* Whether a string span equals s (NULL s matches a null span). */
-int llmr__span_eq(const llmr__span *sp, const char *s);
-
 /* Reads a file's lines with pread() from `from` up to `limit`. */
 typedef struct llmr__lreader {
   int fd;

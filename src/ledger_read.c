@@ -49,109 +49,24 @@ void llmr__rec_hash(const char *prev_hex, const char *line, size_t content_len,
 
 /* ---- the record parser -------------------------------------------------- */
 
-typedef struct cur {
-  const char *p, *s, *e; /* position, line start, line end */
-} cur;
-
-static void ws(cur *c) {
-  while (c->p < c->e &&
-         (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
-    c->p++;
-}
-
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
-/* c->p at '"': the contents into sp; -1 on a bad string, -2 when the
- * line ends inside it (a torn write). */
-static int scan_string(cur *c, llmr__span *sp) {
-  const char *q = c->p + 1;
-  memset(sp, 0, sizeof(*sp));
-  while (q < c->e && *q != '"') {
-    if ((unsigned char)*q < 0x20)
-      return -1;
-    if (*q == '\\') {
-      sp->esc = 1;
-      if (q + 1 >= c->e)
-        return -2;
-      q++;
-      if (*q == 'u') {
-        int k;
-        for (k = 1; k <= 4; k++) {
-          if (q + k >= c->e)
-            return -2;
-          if (hexval(q[k]) < 0)
-            return -1;
-        }
-        q += 4;
-      } else if (!strchr("\"\\/bfnrt", *q)) {
-        return -1;
-      }
-    }
-    q++;
-  }
-  if (q >= c->e)
-    return -2;
-  c->p++;
-  sp->p = c->p;
-  sp->n = (size_t)(q - c->p);
-  c->p = q + 1;
-  return 0;
-}
-
-static int scan_number(cur *c, llmr__span *sp) {
-  const char *q = c->p;
-  memset(sp, 0, sizeof(*sp));
-  if (q < c->e && *q == '-')
-    q++;
-  if (q >= c->e)
-    return -2;
-  if (*q < '0' || *q > '9')
-    return -1;
-  while (q < c->e && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' ||
-                      *q == 'E' || *q == '+' || *q == '-'))
-    q++;
-  sp->p = c->p;
-  sp->n = (size_t)(q - c->p);
-  c->p = q;
-  return 0;
-}
-
-static int literal(cur *c, const char *word) {
-  size_t n = strlen(word), have = (size_t)(c->e - c->p);
-  if (have < n)
-    return memcmp(c->p, word, have) == 0 ? -2 : -1;
-  if (memcmp(c->p, word, n) != 0)
-    return -1;
-  c->p += n;
-  return 0;
-}
-
 /* An array of strings (the asked slugs): its text into sp. */
-static int scan_str_array(cur *c, llmr__span *sp) {
+static int scan_str_array(llmr__jcur *c, llmr__span *sp) {
   const char *start = c->p++;
   llmr__span el;
   int r;
-  ws(c);
+  llmr__js_ws(c);
   if (c->p < c->e && *c->p == ']') {
     c->p++;
   } else {
     for (;;) {
-      ws(c);
+      llmr__js_ws(c);
       if (c->p >= c->e)
         return -2;
       if (*c->p != '"')
         return -1;
-      if ((r = scan_string(c, &el)) != 0)
+      if ((r = llmr__js_string(c, &el)) != 0)
         return r;
-      ws(c);
+      llmr__js_ws(c);
       if (c->p >= c->e)
         return -2;
       if (*c->p == ',') {
@@ -168,27 +83,6 @@ static int scan_str_array(cur *c, llmr__span *sp) {
   memset(sp, 0, sizeof(*sp));
   sp->p = start;
   sp->n = (size_t)(c->p - start);
-  return 0;
-}
-
-static int span_i64(const llmr__span *sp, int64_t *out) {
-  const char *q = sp->p, *e = sp->p + sp->n;
-  int neg = 0;
-  int64_t v = 0;
-  if (q < e && *q == '-') {
-    neg = 1;
-    q++;
-  }
-  if (q >= e)
-    return -1;
-  for (; q < e; q++) {
-    if (*q < '0' || *q > '9')
-      return -1;
-    if (__builtin_mul_overflow(v, 10, &v) ||
-        __builtin_add_overflow(v, *q - '0', &v))
-      return -1;
-  }
-  *out = neg ? -v : v;
   return 0;
 }
 
@@ -243,13 +137,10 @@ static const char *const req_names[] = {
   } while (0)
 #define AT_END(r) ((r) == -2 || c.p >= c.e ? -2 : -1)
 
-static int key_is(const llmr__span *k, const char *name) {
-  return !k->esc && k->n == strlen(name) && memcmp(k->p, name, k->n) == 0;
-}
 
 int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
                     size_t why_size) {
-  cur c;
+  llmr__jcur c;
   size_t i;
   unsigned seen = 0;
   int hash_last = 0;
@@ -264,13 +155,13 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
   rv->cost = rv->latency_us = rv->ttft_us = -1;
   rv->app.null = rv->user.null = rv->native.null = 1;
   rv->provider.null = rv->asked.null = 1;
-  c.p = c.s = line;
+  c.p = line;
   c.e = line + n;
-  ws(&c);
+  llmr__js_ws(&c);
   if (c.p >= c.e || *c.p != '{')
     WHY("not a JSON object");
   sep = c.p++;
-  ws(&c);
+  llmr__js_ws(&c);
   if (c.p < c.e && *c.p == '}') {
     c.p++;
     goto end;
@@ -278,23 +169,23 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
   for (;;) {
     llmr__span k, v;
     int type, r = -1;
-    ws(&c);
-    if (c.p >= c.e || *c.p != '"' || (r = scan_string(&c, &k)) != 0)
+    llmr__js_ws(&c);
+    if (c.p >= c.e || *c.p != '"' || (r = llmr__js_string(&c, &k)) != 0)
       FAIL(AT_END(r), "not valid JSON (a key expected at column %zu)",
            (size_t)(c.p - line) + 1);
-    ws(&c);
+    llmr__js_ws(&c);
     if (c.p >= c.e || *c.p != ':')
       FAIL(AT_END(0), "not valid JSON (':' expected at column %zu)",
            (size_t)(c.p - line) + 1);
     c.p++;
-    ws(&c);
+    llmr__js_ws(&c);
     if (c.p >= c.e)
       FAIL(-2, "not valid JSON (the line ends inside the object)");
     memset(&v, 0, sizeof(v));
     switch (*c.p) {
     case '"':
       type = V_STR;
-      if ((r = scan_string(&c, &v)) != 0)
+      if ((r = llmr__js_string(&c, &v)) != 0)
         FAIL(r, "not valid JSON (bad string at column %zu)",
              (size_t)(c.p - line) + 1);
       break;
@@ -309,23 +200,23 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
           (int)(k.n > 40 ? 40 : k.n), k.p);
     case 't':
       type = V_TRUE;
-      if ((r = literal(&c, "true")) != 0)
+      if ((r = llmr__js_literal(&c, "true")) != 0)
         FAIL(r, "not valid JSON at column %zu", (size_t)(c.p - line) + 1);
       break;
     case 'f':
       type = V_FALSE;
-      if ((r = literal(&c, "false")) != 0)
+      if ((r = llmr__js_literal(&c, "false")) != 0)
         FAIL(r, "not valid JSON at column %zu", (size_t)(c.p - line) + 1);
       break;
     case 'n':
       type = V_NULL;
-      if ((r = literal(&c, "null")) != 0)
+      if ((r = llmr__js_literal(&c, "null")) != 0)
         FAIL(r, "not valid JSON at column %zu", (size_t)(c.p - line) + 1);
       v.null = 1;
       break;
     default:
       type = V_NUM;
-      if ((r = scan_number(&c, &v)) != 0)
+      if ((r = llmr__js_number(&c, &v)) != 0)
         FAIL(r, "not valid JSON at column %zu", (size_t)(c.p - line) + 1);
       break;
     }
@@ -339,19 +230,19 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
       WHY("field \"%.*s\": expected %s", (int)k.n, k.p, what);                 \
   } while (0)
 #define INT_FIELD(name, flag, dst)                                             \
-  if (key_is(&k, name)) {                                                      \
-    NEED(type == V_NUM && span_i64(&v, &(dst)) == 0, "an integer");            \
+  if (llmr__span_is(&k, name)) {                                                      \
+    NEED(type == V_NUM && llmr__span_i64(&v, &(dst)) == 0, "an integer");            \
     seen |= (flag);                                                            \
   } else
 #define STR_FIELD(name, flag, dst, nullable)                                   \
-  if (key_is(&k, name)) {                                                      \
+  if (llmr__span_is(&k, name)) {                                                      \
     NEED(type == V_STR || ((nullable) && type == V_NULL),                      \
          (nullable) ? "a string or null" : "a string");                        \
     (dst) = v;                                                                 \
     seen |= (flag);                                                            \
   } else
 #define BOOL_FIELD(name, dst)                                                  \
-  if (key_is(&k, name)) {                                                      \
+  if (llmr__span_is(&k, name)) {                                                      \
     NEED(type == V_TRUE || type == V_FALSE, "true or false");                  \
     (dst) = type == V_TRUE;                                                    \
   } else
@@ -375,24 +266,24 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
     INT_FIELD("reasoning", 0, rv->reasoning)
     BOOL_FIELD("stream", rv->stream)
     BOOL_FIELD("estimated", rv->estimated)
-    if (key_is(&k, "asked")) {
+    if (llmr__span_is(&k, "asked")) {
       NEED(type == V_ARR, "a list of strings");
       rv->asked = v;
-    } else if (key_is(&k, "cost_nanousd")) {
-      NEED(type == V_NULL || (type == V_NUM && span_i64(&v, &rv->cost) == 0 &&
+    } else if (llmr__span_is(&k, "cost_nanousd")) {
+      NEED(type == V_NULL || (type == V_NUM && llmr__span_i64(&v, &rv->cost) == 0 &&
                               rv->cost >= 0),
            "a non-negative integer or null");
       if (type == V_NULL)
         rv->cost = -1;
       seen |= F_COST;
-    } else if (key_is(&k, "latency_ms")) {
+    } else if (llmr__span_is(&k, "latency_ms")) {
       NEED(type == V_NUM && span_ms_us(&v, &rv->latency_us) == 0,
            "a number of milliseconds");
-    } else if (key_is(&k, "ttft_ms")) {
+    } else if (llmr__span_is(&k, "ttft_ms")) {
       NEED(type == V_NULL ||
                (type == V_NUM && span_ms_us(&v, &rv->ttft_us) == 0),
            "a number of milliseconds or null");
-    } else if (key_is(&k, "hash")) {
+    } else if (llmr__span_is(&k, "hash")) {
       size_t j;
       NEED(type == V_STR && !v.esc && v.n == 64, "64 hex digits");
       for (j = 0; j < 64; j++)
@@ -409,7 +300,7 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
 #undef INT_FIELD
 #undef STR_FIELD
 #undef BOOL_FIELD
-    ws(&c);
+    llmr__js_ws(&c);
     if (c.p < c.e && *c.p == ',') {
       sep = c.p++;
       continue;
@@ -422,7 +313,7 @@ int llmr__rec_parse(const char *line, size_t n, llmr__recview *rv, char *why,
          (size_t)(c.p - line) + 1);
   }
 end:
-  ws(&c);
+  llmr__js_ws(&c);
   if (c.p != c.e)
     WHY("not valid JSON (text after the object at column %zu)",
         (size_t)(c.p - line) + 1);
@@ -451,93 +342,6 @@ int llmr__line_classify(const char *line, size_t n, llmr__recview *rv,
   if (r == -2 && memcmp(line, prefix, k) == 0)
     return LLMR__LINE_TORN;
   return LLMR__LINE_BAD;
-}
-
-/* ---- spans -------------------------------------------------------------- */
-
-static size_t put_utf8(char *o, unsigned long cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
-static unsigned long hex4(const char *p) {
-  return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 |
-                         hexval(p[2]) << 4 | hexval(p[3]));
-}
-
-char *llmr__span_dup(const llmr__span *sp) {
-  char *o;
-  size_t i, k = 0;
-  if (sp->null)
-    return NULL;
-  if (!sp->esc)
-    return llmr__strndup(sp->p, sp->n);
-  if (!(o = llmr__malloc(sp->n + 1)))
-    return NULL;
-  for (i = 0; i < sp->n; i++) {
-    char ch = sp->p[i];
-    if (ch != '\\') {
-      o[k++] = ch;
-      continue;
-    }
-    ch = sp->p[++i]; /* the parser checked every escape */
-    switch (ch) {
-    case 'b': o[k++] = '\b'; break;
-    case 'f': o[k++] = '\f'; break;
-    case 'n': o[k++] = '\n'; break;
-    case 'r': o[k++] = '\r'; break;
-    case 't': o[k++] = '\t'; break;
-    case 'u': {
-      unsigned long cp = hex4(sp->p + i + 1);
-      i += 4;
-      if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < sp->n &&
-          sp->p[i + 1] == '\\' && sp->p[i + 2] == 'u') {
-        unsigned long lo = hex4(sp->p + i + 3);
-        if (lo >= 0xDC00 && lo < 0xE000) {
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
-      }
-      /* \u escapes are 6 bytes and yield at most 4, so o never overflows */
-      k += put_utf8(o + k, cp ? cp : 0xFFFD);
-      break;
-    }
-    default: o[k++] = ch; break;
-    }
-  }
-  o[k] = '\0';
-  return o;
-}
-
-int llmr__span_eq(const llmr__span *sp, const char *s) {
-  char *d;
-  int eq;
-  if (sp->null || !s)
-    return sp->null && !s;
-  if (!sp->esc)
-    return strlen(s) == sp->n && memcmp(sp->p, s, sp->n) == 0;
-  d = llmr__span_dup(sp);
-  eq = d && strcmp(d, s) == 0;
-  llmr__free(d);
-  return eq;
 }
 
 /* ---- JSON strings out --------------------------------------------------- */

@@ -4,6 +4,7 @@
  * application; to_cjson the JSON API and the CLI.
  */
 #include "internal.h"
+#include "jscan.h"
 
 #include <math.h>
 #include <string.h>
@@ -227,6 +228,22 @@ LLMR_API llmr_status llmr_response_append_text(llmr_response *r,
   if (llmr__buf_append(&r->text, text ? text : "", len) != 0)
     return LLMR_E_NOMEM;
   return emit_delta(r, LLMR_EVENT_TEXT, &r->text, at);
+}
+
+/* A JSON string's value (still escaped in the body) appended to the text
+ * or the reasoning: the adapters' fast path decodes it in place instead
+ * of through a cJSON copy. Same contract as the two setters. */
+llmr_status llmr__response_append_span(llmr_response *r, int reasoning,
+                                       const llmr__span *sp) {
+  llmr__buf *b = reasoning ? &r->reasoning : &r->text;
+  size_t at;
+  if (cancelled(r))
+    return LLMR_E_ABORTED;
+  at = b->len;
+  if (llmr__span_append(b, sp) != 0)
+    return LLMR_E_NOMEM;
+  return emit_delta(r, reasoning ? LLMR_EVENT_REASONING : LLMR_EVENT_TEXT, b,
+                    at);
 }
 
 LLMR_API llmr_status llmr_response_append_reasoning(llmr_response *r,

@@ -7,6 +7,7 @@
  * "OpenRouter", "Mistral", "Ollama".
  */
 #include "../internal.h"
+#include "../jscan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -194,9 +195,10 @@ static llmr_status openai_classify(const llmr_provider *p,
                                    const llmr_http_response *http,
                                    llmr_response *resp);
 
-static llmr_status openai_parse(const llmr_provider *p,
-                                const llmr_http_response *http,
-                                llmr_response *resp) {
+/* The answer through a cJSON tree: every shape the fast path declines. */
+llmr_status llmr__openai_parse_tree(const llmr_provider *p,
+                                    const llmr_http_response *http,
+                                    llmr_response *resp) {
   size_t len;
   const char *text = llmr_http_response_body(http, &len);
   cJSON *root = cJSON_ParseWithLength(text, len);
@@ -252,6 +254,325 @@ static llmr_status openai_parse(const llmr_provider *p,
 out:
   cJSON_Delete(root);
   return st;
+}
+
+
+/* ---- the fast path ------------------------------------------------------
+ *
+ * A successful non-streaming answer is read with the strict scanner of
+ * src/jscan.h: spans into the body, no tree, the content decoded straight
+ * into the response (bench/PROFILE.md: the cJSON tree was over half of
+ * what llmr_complete added per call). Anything but the plain shape
+ * (tool calls, an "error" member, a key written with escapes, a repeated
+ * key the adapter reads, a number that is not a small integer, JSON the
+ * scanner refuses, nesting deeper than OA_DEPTH) is declined before the
+ * response is touched, and llmr__openai_parse_tree() reads it as before;
+ * tests/unit/test_openai_fast.c checks the two agree byte for byte. */
+
+#define OA_DEPTH 64
+enum { U_PROMPT, U_COMPLETION, U_TOTAL, U_CACHED, U_REASONING, U_N };
+
+typedef struct oa_answer {
+  llmr__span id, content, reasoning, reasoning_content, finish;
+  int64_t created, tok[U_N];
+  unsigned seen;       /* K_* bits: keys read so far (a repeat declines) */
+  unsigned has_tok;    /* 1 << U_*: integers found */
+  unsigned usage : 1;  /* "usage" was an object */
+  unsigned has_created : 1;
+} oa_answer;
+
+enum {
+  K_ID = 1 << 0, K_CREATED = 1 << 1, K_CHOICES = 1 << 2, K_USAGE = 1 << 3,
+  K_MESSAGE = 1 << 4, K_FINISH = 1 << 5, K_CONTENT = 1 << 6,
+  K_REASONING = 1 << 7, K_REASONING_C = 1 << 8, K_TOOLS = 1 << 9,
+  K_U0 = 1 << 10 /* K_U0 << U_*: the usage integers */,
+  K_PDETAILS = 1 << 15, K_CDETAILS = 1 << 16
+};
+
+#define DECLINE 1 /* a scan result: hand the document to cJSON */
+
+/* Marks key bit k seen; a repeat declines (cJSON takes the first). */
+#define ONCE(a, k)                                                             \
+  do {                                                                         \
+    if ((a)->seen & (unsigned)(k))                                             \
+      return DECLINE;                                                          \
+    (a)->seen |= (unsigned)(k);                                                \
+  } while (0)
+
+/* An object's members: calls member(c, key, a) with c->p at each value;
+ * member consumes the value. 0 when the object is read, else DECLINE. */
+typedef int (*oa_member_fn)(llmr__jcur *c, const llmr__span *key,
+                            oa_answer *a);
+
+static int oa_object(llmr__jcur *c, oa_answer *a, oa_member_fn member) {
+  llmr__span key;
+  if (c->p >= c->e || *c->p != '{')
+    return DECLINE;
+  c->p++;
+  llmr__js_ws(c);
+  if (c->p < c->e && *c->p == '}') {
+    c->p++;
+    return 0;
+  }
+  for (;;) {
+    llmr__js_ws(c);
+    if (c->p >= c->e || *c->p != '"' || llmr__js_string(c, &key) != 0 ||
+        key.esc)
+      return DECLINE;
+    llmr__js_ws(c);
+    if (c->p >= c->e || *c->p++ != ':')
+      return DECLINE;
+    llmr__js_ws(c);
+    if (member(c, &key, a) != 0)
+      return DECLINE;
+    llmr__js_ws(c);
+    if (c->p >= c->e)
+      return DECLINE;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    return *c->p++ == '}' ? 0 : DECLINE;
+  }
+}
+
+static int oa_skip(llmr__jcur *c) {
+  return llmr__js_skip(c, OA_DEPTH) == 0 ? 0 : DECLINE;
+}
+
+/* A string into *sp; any other value is skipped and leaves sp null (the
+ * tree path's llmr__json_str() gives NULL for it). */
+static int oa_string_or_skip(llmr__jcur *c, llmr__span *sp) {
+  if (c->p < c->e && *c->p == '"')
+    return llmr__js_string(c, sp) == 0 ? 0 : DECLINE;
+  sp->null = 1;
+  return oa_skip(c);
+}
+
+/* An integer (the tree path reads numbers as doubles, exact up to 15
+ * digits: anything else is declined); other types leave it unset. */
+static int oa_int_or_skip(llmr__jcur *c, int64_t *out, unsigned *has,
+                          unsigned bit) {
+  llmr__span sp;
+  if (c->p < c->e && (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))) {
+    if (llmr__js_number(c, &sp) != 0 || sp.n > 15 ||
+        llmr__span_i64(&sp, out) != 0)
+      return DECLINE;
+    *has |= bit;
+    return 0;
+  }
+  return oa_skip(c);
+}
+
+static int oa_details(llmr__jcur *c, const llmr__span *key, oa_answer *a,
+                      const char *name, int u) {
+  if (!llmr__span_is(key, name))
+    return oa_skip(c);
+  ONCE(a, K_U0 << u);
+  return oa_int_or_skip(c, &a->tok[u], &a->has_tok, 1u << u);
+}
+
+static int oa_pdetails(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  return oa_details(c, key, a, "cached_tokens", U_CACHED);
+}
+
+static int oa_cdetails(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  return oa_details(c, key, a, "reasoning_tokens", U_REASONING);
+}
+
+/* "…_details": an object is read, anything else skipped. */
+static int oa_details_obj(llmr__jcur *c, oa_answer *a, unsigned k,
+                          oa_member_fn fn) {
+  ONCE(a, k);
+  return c->p < c->e && *c->p == '{' ? oa_object(c, a, fn) : oa_skip(c);
+}
+
+static int oa_usage(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  static const char *const names[] = {"prompt_tokens", "completion_tokens",
+                                      "total_tokens"};
+  int u;
+  for (u = U_PROMPT; u <= U_TOTAL; u++)
+    if (llmr__span_is(key, names[u])) {
+      ONCE(a, K_U0 << u);
+      return oa_int_or_skip(c, &a->tok[u], &a->has_tok, 1u << u);
+    }
+  if (llmr__span_is(key, "prompt_tokens_details"))
+    return oa_details_obj(c, a, K_PDETAILS, oa_pdetails);
+  if (llmr__span_is(key, "completion_tokens_details"))
+    return oa_details_obj(c, a, K_CDETAILS, oa_cdetails);
+  return oa_skip(c);
+}
+
+static int oa_message(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  if (llmr__span_is(key, "content")) {
+    ONCE(a, K_CONTENT);
+    if (c->p < c->e && *c->p == '"')
+      return llmr__js_string(c, &a->content) == 0 ? 0 : DECLINE;
+    a->content.null = 1;
+    /* null is no text; any other type is the tree path's error */
+    return llmr__js_literal(c, "null") == 0 ? 0 : DECLINE;
+  }
+  if (llmr__span_is(key, "reasoning")) {
+    ONCE(a, K_REASONING);
+    return oa_string_or_skip(c, &a->reasoning);
+  }
+  if (llmr__span_is(key, "reasoning_content")) {
+    ONCE(a, K_REASONING_C);
+    return oa_string_or_skip(c, &a->reasoning_content);
+  }
+  if (llmr__span_is(key, "tool_calls")) {
+    llmr__jcur t;
+    ONCE(a, K_TOOLS);
+    if (c->p >= c->e || *c->p != '[')
+      return oa_skip(c);
+    /* an empty list is no calls; calls go through the tree path */
+    t.p = c->p + 1;
+    t.e = c->e;
+    llmr__js_ws(&t);
+    if (t.p >= t.e || *t.p != ']')
+      return DECLINE;
+    c->p = t.p + 1;
+    return 0;
+  }
+  return oa_skip(c);
+}
+
+static int oa_choice(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  if (llmr__span_is(key, "message")) {
+    ONCE(a, K_MESSAGE);
+    return oa_object(c, a, oa_message);
+  }
+  if (llmr__span_is(key, "finish_reason")) {
+    ONCE(a, K_FINISH);
+    return oa_string_or_skip(c, &a->finish);
+  }
+  return oa_skip(c);
+}
+
+/* "choices": the first element is read, the rest skipped. */
+static int oa_choices(llmr__jcur *c, oa_answer *a) {
+  if (c->p >= c->e || *c->p != '[')
+    return DECLINE;
+  c->p++;
+  llmr__js_ws(c);
+  if (oa_object(c, a, oa_choice) != 0)
+    return DECLINE;
+  for (;;) {
+    llmr__js_ws(c);
+    if (c->p >= c->e)
+      return DECLINE;
+    if (*c->p == ']') {
+      c->p++;
+      return 0;
+    }
+    if (*c->p++ != ',')
+      return DECLINE;
+    llmr__js_ws(c);
+    if (oa_skip(c) != 0)
+      return DECLINE;
+  }
+}
+
+static int oa_root(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
+  if (llmr__span_is(key, "error"))
+    return DECLINE; /* OpenRouter's 200 with an error: the tree path */
+  if (llmr__span_is(key, "id")) {
+    ONCE(a, K_ID);
+    return oa_string_or_skip(c, &a->id);
+  }
+  if (llmr__span_is(key, "created")) {
+    unsigned has = 0;
+    ONCE(a, K_CREATED);
+    if (oa_int_or_skip(c, &a->created, &has, 1) != 0)
+      return DECLINE;
+    a->has_created = has != 0;
+    return 0;
+  }
+  if (llmr__span_is(key, "choices")) {
+    ONCE(a, K_CHOICES);
+    return oa_choices(c, a);
+  }
+  if (llmr__span_is(key, "usage")) {
+    ONCE(a, K_USAGE);
+    if (c->p < c->e && *c->p == '{') {
+      a->usage = 1;
+      return oa_object(c, a, oa_usage);
+    }
+    return oa_skip(c);
+  }
+  return oa_skip(c);
+}
+
+/* Scans the whole body; 0 when every field is in *a, DECLINE otherwise. */
+static int oa_scan(const char *text, size_t len, oa_answer *a) {
+  llmr__jcur c;
+  memset(a, 0, sizeof(*a));
+  a->id.null = a->content.null = a->reasoning.null = 1;
+  a->reasoning_content.null = a->finish.null = 1;
+  c.p = text;
+  c.e = text + len;
+  llmr__js_ws(&c);
+  if (oa_object(&c, a, oa_root) != 0 || !(a->seen & K_MESSAGE))
+    return DECLINE;
+  llmr__js_ws(&c);
+  return c.p == c.e ? 0 : DECLINE;
+}
+
+/* The scanned answer into resp, in the tree path's order. */
+static llmr_status oa_apply(const oa_answer *a, llmr_response *resp) {
+  const llmr__span *r =
+      !a->reasoning.null ? &a->reasoning : &a->reasoning_content;
+  char *finish = NULL, *id = NULL;
+  llmr_status st = LLMR_E_NOMEM;
+  int u;
+  static const llmr_tokens kinds[U_N] = {
+      LLMR_TOKENS_PROMPT, LLMR_TOKENS_COMPLETION, LLMR_TOKENS_TOTAL,
+      LLMR_TOKENS_CACHED, LLMR_TOKENS_REASONING};
+
+  if (!a->content.null &&
+      (st = llmr__response_append_span(resp, 0, &a->content)) != LLMR_OK)
+    return st;
+  if (!r->null && (st = llmr__response_append_span(resp, 1, r)) != LLMR_OK)
+    return st;
+  if ((!a->finish.null && !(finish = llmr__span_dup(&a->finish))) ||
+      (!a->id.null && !(id = llmr__span_dup(&a->id))))
+    goto out;
+  if ((st = llmr_response_set_finish_reason(resp, finish_reason(finish))) !=
+          LLMR_OK ||
+      (st = llmr_response_set_id(resp, id)) != LLMR_OK)
+    goto out;
+  if (a->has_created)
+    resp->created = a->created;
+  if (a->usage)
+    for (u = 0; u < U_N; u++)
+      if (a->has_tok & (1u << u) || u >= U_CACHED)
+        llmr_response_set_tokens(resp, kinds[u],
+                                 a->has_tok & (1u << u) ? a->tok[u] : 0);
+  st = LLMR_OK;
+out:
+  llmr__free(finish);
+  llmr__free(id);
+  return st;
+}
+
+int llmr__openai_parse_fast(const llmr_http_response *http,
+                            llmr_response *resp, llmr_status *st) {
+  size_t len;
+  const char *text = llmr_http_response_body(http, &len);
+  oa_answer a;
+  if (!text || oa_scan(text, len, &a) != 0)
+    return 0;
+  *st = oa_apply(&a, resp);
+  return 1;
+}
+
+static llmr_status openai_parse(const llmr_provider *p,
+                                const llmr_http_response *http,
+                                llmr_response *resp) {
+  llmr_status st;
+  if (llmr__openai_parse_fast(http, resp, &st))
+    return st;
+  return llmr__openai_parse_tree(p, http, resp);
 }
 
 static llmr_status openai_classify(const llmr_provider *p,

@@ -26,6 +26,7 @@ seeds() {
     stream_openai) dirs="tests/fixtures/openai-stream tests/fuzz/seeds/openai" ;;
     stream_anthropic) dirs="tests/fixtures/anthropic-stream tests/fuzz/seeds/anthropic" ;;
     stream_gemini) dirs="tests/fixtures/gemini-stream tests/fuzz/seeds/gemini" ;;
+    openai_answer) dirs="tests/fuzz/seeds/openai_answer tests/fuzz/seeds/openai" ;;
     *) dirs= ;;
   esac
   for d in $dirs; do [ -d "$d" ] && printf '%s ' "$d"; done

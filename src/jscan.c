@@ -1,0 +1,322 @@
+/*
+ * The strict JSON scanner of src/jscan.h: the ledger's record parser and
+ * the OpenAI adapter's non-streaming answer reader walk text with it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "jscan.h"
+
+#include <string.h>
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* The code unit of the 4 hex digits at p (checked by the scanner). */
+static unsigned long hex4(const char *p) {
+  return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 |
+                         hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* q at the 'u' of "\uXXXX" (inside [q, e)): the code unit, -1 when the
+ * digits are not hex, -2 when the text ends first. */
+static long u_escape(const char *q, const char *e) {
+  int k;
+  for (k = 1; k <= 4; k++) {
+    if (q + k >= e)
+      return -2;
+    if (hexval(q[k]) < 0)
+      return -1;
+  }
+  return (long)hex4(q + 1);
+}
+
+/* The bytes that end a run of plain string text: '"', '\\' and the
+ * control characters. */
+static const unsigned char str_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1};
+
+int llmr__js_string(llmr__jcur *c, llmr__span *sp) {
+  const char *q = c->p + 1, *e = c->e;
+  memset(sp, 0, sizeof(*sp));
+  for (;;) {
+    /* the common run: plain bytes, four at a time while they last */
+    while (e - q >= 4 && !str_stop[(unsigned char)q[0]] &&
+           !str_stop[(unsigned char)q[1]] && !str_stop[(unsigned char)q[2]] &&
+           !str_stop[(unsigned char)q[3]])
+      q += 4;
+    while (q < e && !str_stop[(unsigned char)*q])
+      q++;
+    if (q >= e)
+      return -2;
+    if (*q == '"')
+      break;
+    if (*q != '\\')
+      return -1; /* a control character */
+    sp->esc = 1;
+    if (++q >= e)
+      return -2;
+    if (*q == 'u') {
+      long u = u_escape(q, e);
+      if (u < 0)
+        return (int)u;
+      q += 4;
+      if (u == 0 || (u >= 0xDC00 && u < 0xE000))
+        return -1; /* \u0000 or a lone low surrogate */
+      if (u >= 0xD800 && u < 0xDC00) { /* a high one needs its low half */
+        long lo;
+        if (q + 2 >= e)
+          return -2;
+        if (q[1] != '\\' || q[2] != 'u')
+          return -1;
+        if ((lo = u_escape(q + 2, e)) < 0)
+          return (int)lo;
+        if (lo < 0xDC00 || lo >= 0xE000)
+          return -1;
+        q += 6;
+      }
+    } else if (!strchr("\"\\/bfnrt", *q) || !*q) {
+      return -1;
+    }
+    q++;
+  }
+  sp->p = c->p + 1;
+  sp->n = (size_t)(q - sp->p);
+  c->p = q + 1;
+  return 0;
+}
+
+/* Digits at c->p: at least one unless none is fine. */
+static int digits(llmr__jcur *c) {
+  const char *s = c->p;
+  while (c->p < c->e && *c->p >= '0' && *c->p <= '9')
+    c->p++;
+  if (c->p > s)
+    return 0;
+  return c->p >= c->e ? -2 : -1;
+}
+
+int llmr__js_number(llmr__jcur *c, llmr__span *sp) {
+  const char *s = c->p;
+  int r;
+  memset(sp, 0, sizeof(*sp));
+  if (c->p < c->e && *c->p == '-')
+    c->p++;
+  if (c->p >= c->e)
+    return -2;
+  if (*c->p == '0')
+    c->p++; /* no leading zeros */
+  else if ((r = digits(c)) != 0)
+    return r;
+  if (c->p < c->e && *c->p == '.') {
+    c->p++;
+    if ((r = digits(c)) != 0)
+      return r;
+  }
+  if (c->p < c->e && (*c->p == 'e' || *c->p == 'E')) {
+    c->p++;
+    if (c->p < c->e && (*c->p == '+' || *c->p == '-'))
+      c->p++;
+    if ((r = digits(c)) != 0)
+      return r;
+  }
+  sp->p = s;
+  sp->n = (size_t)(c->p - s);
+  return 0;
+}
+
+int llmr__js_literal(llmr__jcur *c, const char *word) {
+  size_t n = strlen(word), have = (size_t)(c->e - c->p);
+  if (have < n)
+    return memcmp(c->p, word, have) == 0 ? -2 : -1;
+  if (memcmp(c->p, word, n) != 0)
+    return -1;
+  c->p += n;
+  return 0;
+}
+
+/* The members of an object or the elements of an array, c->p just past
+ * the opening bracket. */
+static int skip_members(llmr__jcur *c, int depth, int object) {
+  const char close = object ? '}' : ']';
+  llmr__span sp;
+  int r;
+  llmr__js_ws(c);
+  if (c->p < c->e && *c->p == close) {
+    c->p++;
+    return 0;
+  }
+  for (;;) {
+    llmr__js_ws(c);
+    if (object) {
+      if (c->p >= c->e)
+        return -2;
+      if (*c->p != '"')
+        return -1;
+      if ((r = llmr__js_string(c, &sp)) != 0)
+        return r;
+      llmr__js_ws(c);
+      if (c->p >= c->e)
+        return -2;
+      if (*c->p++ != ':')
+        return -1;
+      llmr__js_ws(c);
+    }
+    if ((r = llmr__js_skip(c, depth)) != 0)
+      return r;
+    llmr__js_ws(c);
+    if (c->p >= c->e)
+      return -2;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (*c->p++ == close)
+      return 0;
+    return -1;
+  }
+}
+
+int llmr__js_skip(llmr__jcur *c, int max_depth) {
+  llmr__span sp;
+  if (c->p >= c->e)
+    return -2;
+  switch (*c->p) {
+  case '"': return llmr__js_string(c, &sp);
+  case '{':
+  case '[':
+    if (max_depth <= 0)
+      return -1;
+    return skip_members(c, max_depth - 1, *c->p++ == '{');
+  case 't': return llmr__js_literal(c, "true");
+  case 'f': return llmr__js_literal(c, "false");
+  case 'n': return llmr__js_literal(c, "null");
+  default:
+    if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))
+      return llmr__js_number(c, &sp);
+    return -1;
+  }
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+int llmr__span_i64(const llmr__span *sp, int64_t *out) {
+  const char *q = sp->p, *e = sp->p + sp->n;
+  int neg = 0;
+  int64_t v = 0;
+  if (sp->null)
+    return -1;
+  if (q < e && *q == '-') {
+    neg = 1;
+    q++;
+  }
+  if (q >= e)
+    return -1;
+  for (; q < e; q++) {
+    if (*q < '0' || *q > '9')
+      return -1;
+    if (__builtin_mul_overflow(v, 10, &v) ||
+        __builtin_add_overflow(v, *q - '0', &v))
+      return -1;
+  }
+  *out = neg ? -v : v;
+  return 0;
+}
+
+static size_t put_utf8(char *o, unsigned long cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+int llmr__span_append(llmr__buf *b, const llmr__span *sp) {
+  char out[4];
+  size_t i, run = 0;
+  if (!sp->esc)
+    return llmr__buf_append(b, sp->p, sp->n);
+  /* plain runs go straight from the text; each escape is decoded in out */
+  for (i = 0; i < sp->n; i++) {
+    unsigned long cp;
+    if (sp->p[i] != '\\')
+      continue;
+    if (llmr__buf_append(b, sp->p + run, i - run) != 0)
+      return -1;
+    switch (sp->p[++i]) { /* the scanner checked every escape */
+    case 'b': cp = '\b'; break;
+    case 'f': cp = '\f'; break;
+    case 'n': cp = '\n'; break;
+    case 'r': cp = '\r'; break;
+    case 't': cp = '\t'; break;
+    case 'u':
+      cp = hex4(sp->p + i + 1);
+      i += 4;
+      if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < sp->n &&
+          sp->p[i + 1] == '\\' && sp->p[i + 2] == 'u') {
+        unsigned long lo = hex4(sp->p + i + 3);
+        if (lo >= 0xDC00 && lo < 0xE000) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+      }
+      if (cp == 0 || (cp >= 0xD800 && cp < 0xE000))
+        cp = 0xFFFD; /* only reached for text the scanner did not check */
+      break;
+    default: cp = (unsigned char)sp->p[i]; break; /* " \ / */
+    }
+    if (llmr__buf_append(b, out, put_utf8(out, cp)) != 0)
+      return -1;
+    run = i + 1;
+  }
+  return llmr__buf_append(b, sp->p + run, sp->n - run);
+}
+
+char *llmr__span_dup(const llmr__span *sp) {
+  llmr__buf t = {0};
+  if (sp->null)
+    return NULL;
+  if (!sp->esc)
+    return llmr__strndup(sp->p, sp->n);
+  if (llmr__span_append(&t, sp) != 0) {
+    llmr__buf_free(&t);
+    return NULL;
+  }
+  return t.data ? t.data : llmr__strndup("", 0);
+}
+
+int llmr__span_eq(const llmr__span *sp, const char *s) {
+  char *d;
+  int eq;
+  if (sp->null || !s)
+    return sp->null && !s;
+  if (!sp->esc)
+    return strlen(s) == sp->n && memcmp(sp->p, s, sp->n) == 0;
+  d = llmr__span_dup(sp);
+  eq = d && strcmp(d, s) == 0;
+  llmr__free(d);
+  return eq;
+}

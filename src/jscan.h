@@ -1,0 +1,85 @@
+/*
+ * A strict JSON scanner over a byte range (internal).
+ *
+ * cJSON builds a tree: one allocation per value, key and string, numbers
+ * through strtod. Two readers cannot afford that: the ledger's record
+ * parser (a million lines per query, exact 64-bit integers) and the
+ * non-streaming OpenAI answer on the request hot path (bench/PROFILE.md:
+ * cJSON parse + delete were over half of what llmr_complete added to a
+ * call). Both walk the text with this scanner instead, taking spans that
+ * point into it; nothing is allocated until a caller copies a value out.
+ *
+ * The scanner is stricter than cJSON on purpose (RFC 8259 grammar, no
+ * control characters in strings, no lone UTF-16 surrogates, no \u0000), so
+ * a reader that falls back to cJSON whenever the scanner refuses never
+ * accepts a document cJSON would reject.
+ *
+ * Return codes of the scanning functions: 0 done (the cursor is past the
+ * value), -1 not valid JSON at the cursor, -2 the text ends inside the
+ * value (a torn ledger line tells the two apart).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef LLMR_JSCAN_H
+#define LLMR_JSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A JSON value inside the text: a string's contents (between the quotes,
+ * still escaped when esc is set), a number's text, an array's text. */
+typedef struct llmr__span {
+  const char *p;
+  size_t n;
+  unsigned esc : 1;  /* the string holds backslash escapes */
+  unsigned null : 1; /* the value was null (or absent) */
+} llmr__span;
+
+typedef struct llmr__jcur {
+  const char *p, *e; /* position, end of the text */
+} llmr__jcur;
+
+/* Skips JSON whitespace (space, tab, CR, LF). */
+static inline void llmr__js_ws(llmr__jcur *c) {
+  while (c->p < c->e &&
+         (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
+    c->p++;
+}
+/* c->p at '"': the string's contents into sp (escapes checked). */
+int llmr__js_string(llmr__jcur *c, llmr__span *sp);
+/* c->p at a number: its text into sp (RFC 8259 grammar). */
+int llmr__js_number(llmr__jcur *c, llmr__span *sp);
+/* c->p at "true", "false" or "null": word must be the one expected. */
+int llmr__js_literal(llmr__jcur *c, const char *word);
+/* Skips one value of any type, nested at most max_depth deep (deeper is
+ * -1: a caller with a fallback hands such documents to cJSON). */
+int llmr__js_skip(llmr__jcur *c, int max_depth);
+
+/* Whether a key span is exactly name (an escaped key never matches);
+ * inline so a literal name's length is a constant. */
+static inline int llmr__span_is(const llmr__span *sp, const char *name) {
+  size_t n = strlen(name);
+  return !sp->esc && !sp->null && sp->n == n && memcmp(sp->p, name, n) == 0;
+}
+/* A number span that is a plain integer (no fraction or exponent) into
+ * *out; -1 when it is not one or does not fit. */
+int llmr__span_i64(const llmr__span *sp, int64_t *out);
+/* A string span's value unescaped into a fresh NUL-terminated string
+ * (NULL for a null span, or on OOM: check sp->null). */
+char *llmr__span_dup(const llmr__span *sp);
+/* A string span's value unescaped and appended to b; -1 on OOM. */
+int llmr__span_append(llmr__buf *b, const llmr__span *sp);
+/* Whether a string span equals s (NULL s matches a null span). */
+int llmr__span_eq(const llmr__span *sp, const char *s);
+
+/* A string span's value appended to a response's text (reasoning = 0)
+ * or reasoning (1), with llmr_response_append_text()'s contract: the
+ * stream callback sees it, a cancelled call gets LLMR_E_ABORTED.
+ * (src/response.c) */
+llmr_status llmr__response_append_span(llmr_response *r, int reasoning,
+                                       const llmr__span *sp);
+
+#endif
