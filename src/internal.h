@@ -37,6 +37,8 @@ typedef struct llmr__buf {
 } llmr__buf;
 
 int llmr__buf_append(llmr__buf *b, const char *s, size_t n);
+/* Room for extra more bytes (and the NUL) without moving; -1 on OOM. */
+int llmr__buf_reserve(llmr__buf *b, size_t extra);
 int llmr__buf_puts(llmr__buf *b, const char *s);
 int llmr__buf_printf(llmr__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -362,6 +364,16 @@ int llmr__openai_parse_fast(const llmr_http_response *http,
 llmr_status llmr__openai_parse_tree(const llmr_provider *p,
                                     const llmr_http_response *http,
                                     llmr_response *resp);
+/* Its two writers of a request body into out: the direct one returns 1
+ * (written), 0 (declined: out and resp untouched) or -1 (out of memory);
+ * the tree one writes any request. */
+int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
+                             const char *native_model, int stream,
+                             llmr__buf *out, llmr_response *resp);
+llmr_status llmr__openai_body_tree(const llmr_provider *p,
+                                   const llmr_request *req,
+                                   const char *native_model, int stream,
+                                   llmr__buf *out, llmr_response *resp);
 extern const llmr_provider_vt llmr__anthropic_vt;
 extern const llmr_provider_vt llmr__gemini_vt;
 

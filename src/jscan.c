@@ -6,6 +6,7 @@
  */
 #include "jscan.h"
 
+#include <limits.h>
 #include <string.h>
 
 static int hexval(char ch) {
@@ -319,4 +320,45 @@ int llmr__span_eq(const llmr__span *sp, const char *s) {
   eq = d && strcmp(d, s) == 0;
   llmr__free(d);
   return eq;
+}
+
+/* ---- JSON out, as cJSON prints it ------------------------------------------
+ * Values are printed by cJSON itself (cJSON_PrintPreallocated on an item
+ * on the stack) straight into the buffer: the bytes of
+ * cJSON_PrintUnformatted, without a tree. */
+
+int llmr__buf_cjson_str(llmr__buf *b, const char *s) {
+  const unsigned char *q;
+  size_t need = 2; /* the quotes */
+  cJSON item;
+  for (q = (const unsigned char *)s; *q; q++) {
+    if (*q >= 32 && *q != '"' && *q != '\\')
+      need += 1;
+    else if (*q == '"' || *q == '\\' || *q == '\b' || *q == '\f' ||
+             *q == '\n' || *q == '\r' || *q == '\t')
+      need += 2;
+    else
+      need += 6; /* \u00XX */
+  }
+  /* cJSON asks for 5 spare bytes in a preallocated buffer */
+  if (need > INT_MAX - 8 || llmr__buf_reserve(b, need + 6) != 0)
+    return -1;
+  memset(&item, 0, sizeof(item));
+  item.type = cJSON_String;
+  item.valuestring = (char *)(uintptr_t)s;
+  if (!cJSON_PrintPreallocated(&item, b->data + b->len, (int)need + 6, 0))
+    return -1;
+  b->len += strlen(b->data + b->len);
+  return 0;
+}
+
+int llmr__buf_cjson_num(llmr__buf *b, double d) {
+  char tmp[64];
+  cJSON item;
+  memset(&item, 0, sizeof(item));
+  item.type = cJSON_Number;
+  cJSON_SetNumberHelper(&item, d);
+  if (!cJSON_PrintPreallocated(&item, tmp, (int)sizeof(tmp), 0))
+    return -1;
+  return llmr__buf_puts(b, tmp);
 }

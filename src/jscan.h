@@ -75,6 +75,12 @@ int llmr__span_append(llmr__buf *b, const llmr__span *sp);
 /* Whether a string span equals s (NULL s matches a null span). */
 int llmr__span_eq(const llmr__span *sp, const char *s);
 
+/* s (NUL-terminated) as a JSON string and d as a JSON number, appended
+ * to b byte for byte as cJSON_PrintUnformatted() writes them (cJSON
+ * prints them); -1 on OOM or a string over INT_MAX bytes. */
+int llmr__buf_cjson_str(llmr__buf *b, const char *s);
+int llmr__buf_cjson_num(llmr__buf *b, double d);
+
 /* A string span's value appended to a response's text (reasoning = 0)
  * or reasoning (1), with llmr_response_append_text()'s contract: the
  * stream callback sees it, a cancelled call gets LLMR_E_ABORTED.

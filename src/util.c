@@ -94,6 +94,10 @@ static int buf_reserve(llmr__buf *b, size_t extra) {
   return 0;
 }
 
+int llmr__buf_reserve(llmr__buf *b, size_t extra) {
+  return buf_reserve(b, extra);
+}
+
 int llmr__buf_append(llmr__buf *b, const char *s, size_t n) {
   if (buf_reserve(b, n) != 0)
     return -1;

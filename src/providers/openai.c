@@ -38,13 +38,12 @@ static llmr_status mistral_fixups(cJSON *body, llmr_response *resp) {
   return LLMR_OK;
 }
 
-static llmr_status openai_build(const llmr_provider *p,
-                                const llmr_request *req,
-                                const char *native_model, int stream,
-                                llmr_http_request *http, llmr_response *resp) {
-  llmr__buf s = {0};
+/* The body through a cJSON tree: any request. */
+llmr_status llmr__openai_body_tree(const llmr_provider *p,
+                                   const llmr_request *req,
+                                   const char *native_model, int stream,
+                                   llmr__buf *out, llmr_response *resp) {
   cJSON *body;
-  const char *opt;
   char *text = NULL;
   llmr_status st = LLMR_E_NOMEM;
 
@@ -81,13 +80,131 @@ static llmr_status openai_build(const llmr_provider *p,
   if (dialect_is(p, "mistral") && (st = mistral_fixups(body, resp)) != LLMR_OK)
     goto out;
   st = LLMR_E_NOMEM;
-  if (!(text = cJSON_PrintUnformatted(body)))
+  if (!(text = cJSON_PrintUnformatted(body)) || llmr__buf_puts(out, text))
     goto out;
+  st = LLMR_OK;
+out:
+  cJSON_free(text);
+  cJSON_Delete(body);
+  return st;
+}
+
+/* Whether the tree path would do nothing but print the request's own
+ * fields: no tools, formats, passed-through fields or reasoning knobs, and
+ * messages of plain text. */
+static int oa_plain(const llmr_request *req) {
+  size_t i;
+  if (req->tools || req->tool_choice || req->response_format || req->extra ||
+      req->reasoning_effort || req->reasoning_budget > 0)
+    return 0;
+  for (i = 0; i < req->n_messages; i++)
+    if (req->messages[i].parts || req->messages[i].n_tool_calls)
+      return 0;
+  return 1;
+}
+
+#define PUT(lit) llmr__buf_append(out, lit, sizeof(lit) - 1)
+
+int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
+                             const char *native_model, int stream,
+                             llmr__buf *out, llmr_response *resp) {
+  const char *dialect = llmr_provider_option(p, "dialect");
+  const int openai = dialect && strcmp(dialect, "openai") == 0;
+  const int mistral = dialect && strcmp(dialect, "mistral") == 0;
+  size_t i;
+
+  if (!oa_plain(req))
+    return 0;
+  /* the tree path's member order: the request's fields, then the stream
+   * fields, then what a dialect renames (moved to the end) */
+  if (PUT("{") ||
+      (native_model &&
+       (PUT("\"model\":") || llmr__buf_cjson_str(out, native_model) ||
+        PUT(","))) ||
+      PUT("\"messages\":["))
+    return -1;
+  for (i = 0; i < req->n_messages; i++) {
+    const llmr__message *m = &req->messages[i];
+    if ((i && PUT(",")) || PUT("{\"role\":") ||
+        llmr__buf_cjson_str(out, llmr__role_name(m->role)) ||
+        PUT(",\"content\":") ||
+        (m->content ? llmr__buf_cjson_str(out, m->content) : PUT("null")) ||
+        (m->name && (PUT(",\"name\":") || llmr__buf_cjson_str(out, m->name))) ||
+        (m->tool_call_id && (PUT(",\"tool_call_id\":") ||
+                             llmr__buf_cjson_str(out, m->tool_call_id))) ||
+        PUT("}"))
+      return -1;
+  }
+  if (PUT("]") ||
+      (req->has_temperature &&
+       (PUT(",\"temperature\":") ||
+        llmr__buf_cjson_num(out, req->temperature))) ||
+      (req->has_top_p &&
+       (PUT(",\"top_p\":") || llmr__buf_cjson_num(out, req->top_p))) ||
+      (req->max_tokens && !openai &&
+       (PUT(",\"max_tokens\":") ||
+        llmr__buf_cjson_num(out, (double)req->max_tokens))))
+    return -1;
+  if (req->n_stop) {
+    if (PUT(",\"stop\":["))
+      return -1;
+    for (i = 0; i < req->n_stop; i++)
+      if ((i && PUT(",")) || llmr__buf_cjson_str(out, req->stop[i]))
+        return -1;
+    if (PUT("]"))
+      return -1;
+  }
+  if ((req->has_seed && !mistral &&
+       (PUT(",\"seed\":") || llmr__buf_cjson_num(out, (double)req->seed))) ||
+      (req->user && !mistral &&
+       (PUT(",\"user\":") || llmr__buf_cjson_str(out, req->user))) ||
+      (stream && PUT(",\"stream\":true")) ||
+      (stream && !mistral && PUT(",\"stream_options\":{\"include_usage\":true}")) ||
+      (req->max_tokens && openai &&
+       (PUT(",\"max_completion_tokens\":") ||
+        llmr__buf_cjson_num(out, (double)req->max_tokens))) ||
+      (req->has_seed && mistral &&
+       (PUT(",\"random_seed\":") ||
+        llmr__buf_cjson_num(out, (double)req->seed))) ||
+      PUT("}"))
+    return -1;
+  /* Mistral refuses "user" (mistral_fixups) */
+  if (req->user && mistral &&
+      llmr_response_add_warning(resp, "mistral: user") != LLMR_OK)
+    return -1;
+  return 1;
+}
+
+#undef PUT
+
+static llmr_status openai_build(const llmr_provider *p,
+                                const llmr_request *req,
+                                const char *native_model, int stream,
+                                llmr_http_request *http, llmr_response *resp) {
+  llmr__buf s = {0}, body = {0};
+  const char *opt;
+  llmr_status st = LLMR_E_NOMEM;
+  int r;
+
+  /* the plain request is written directly (bench/PROFILE.md: the tree,
+   * its printing and copies were the larger part of building a call);
+   * anything else goes through cJSON */
+  if ((r = llmr__openai_body_direct(p, req, native_model, stream, &body,
+                                    resp)) < 0)
+    goto out;
+  if (r == 0) {
+    llmr__buf_reset(&body);
+    if ((st = llmr__openai_body_tree(p, req, native_model, stream, &body,
+                                     resp)) != LLMR_OK)
+      goto out;
+  }
+  st = LLMR_E_NOMEM;
   if (llmr__buf_puts(&s, llmr_provider_base_url(p)) ||
       llmr__buf_puts(&s, "/chat/completions"))
     goto out;
   if ((st = llmr_http_request_set_url(http, s.data)) != LLMR_OK ||
-      (st = llmr_http_request_set_body(http, text, strlen(text))) != LLMR_OK ||
+      (st = llmr_http_request_set_body(http, body.data, body.len)) !=
+          LLMR_OK ||
       (st = llmr_http_request_add_header(http, "Content-Type",
                                          "application/json")) != LLMR_OK ||
       (st = llmr_http_request_add_header(
@@ -117,8 +234,7 @@ out:
   if (s.data)
     memset(s.data, 0, s.cap); /* held "Bearer <key>" */
   llmr__buf_free(&s);
-  cJSON_free(text);
-  cJSON_Delete(body);
+  llmr__buf_free(&body);
   return st;
 }
 

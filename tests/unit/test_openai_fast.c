@@ -3,7 +3,9 @@
  * the fast path accepts, both give the same response byte for byte; for
  * every body it declines, it leaves the response untouched. Bodies: the
  * shapes providers send, then each of them cut at every length and with
- * every byte replaced by, or preceded by, each byte that matters to JSON. */
+ * every byte replaced by, or preceded by, each byte that matters to JSON.
+ * And the request side: the direct body writer against the cJSON tree,
+ * byte for byte, for requests of every shape and every dialect. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,6 +242,129 @@ static void test_scanner(void **state) {
   }
 }
 
+
+/* ---- request bodies -------------------------------------------------------- */
+
+/* Requests as OpenAI JSON; those marked 1 must be written directly. */
+static const struct {
+  const char *json;
+  int direct;
+} bodies[] = {
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"Say hello.\"}]}", 1},
+    {"{\"messages\":[{\"role\":\"system\",\"content\":\"Be \\\"terse\\\".\\n\"},"
+     "{\"role\":\"user\",\"content\":\"tab\\there \\u0001\\u001f \\u007f "
+     "\\\\ / \\b\\f\\r \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"},"
+     "{\"role\":\"assistant\",\"content\":\"ok\"},"
+     "{\"role\":\"user\",\"content\":\"\",\"name\":\"bob\"}],"
+     "\"temperature\":0.7,\"top_p\":1,\"max_tokens\":1024,\"seed\":-42,"
+     "\"stop\":[\"\\n\\n\",\"END\"],\"user\":\"u-1\"}", 1},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"temperature\":0.30000000000000004,\"top_p\":1e-7,"
+     "\"max_tokens\":3000000000,\"seed\":4294967296}", 1},
+    {"{\"messages\":[{\"role\":\"developer\",\"content\":\"d\"},"
+     "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"42\"}],"
+     "\"temperature\":2}", 1},
+    /* not plain: the tree writes them */
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
+     "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{"
+     "\"type\":\"object\"}}}],\"tool_choice\":\"auto\"}", 0},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+     "\"text\":\"hi\"}]}]}", 0},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"response_format\":{\"type\":\"json_object\"}}", 0},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"reasoning_effort\":\"low\",\"max_tokens\":5}", 0},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"logit_bias\":{\"1\":2}}", 0},
+    {"{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
+     "[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\","
+     "\"content\":\"ok\"}]}", 0},
+};
+
+static void warnings(llmr__buf *b, const llmr_response *r) {
+  size_t i;
+  for (i = 0; i < llmr_response_warning_count(r); i++)
+    llmr__buf_printf(b, "%s;", llmr_response_warning(r, i));
+}
+
+static void test_request_bodies(void **state) {
+  static const char *const hosts[] = {"openai", "openrouter", "mistral",
+                                      "groq",   "deepseek",   "ollama"};
+  size_t i, h;
+  int stream;
+  (void)state;
+  for (h = 0; h < sizeof(hosts) / sizeof(hosts[0]); h++) {
+    llmr_provider *p = NULL;
+    assert_int_equal(llmr__provider_new(hosts[h], &llmr__openai_vt,
+                                        llmr__builtin_find(hosts[h]), NULL, 0,
+                                        NULL, &p, NULL, 0),
+                     LLMR_OK);
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+      for (stream = 0; stream <= 1; stream++) {
+        llmr_request *req = NULL;
+        llmr_response *rd = llmr__response_new(), *rt = llmr__response_new();
+        llmr__buf d = {0}, t = {0}, wd = {0}, wt = {0};
+        char err[256];
+        int r;
+        if (llmr_request_from_json(bodies[i].json, 0, &req, err,
+                                   sizeof(err)) != LLMR_OK)
+          fail_msg("body %zu: %s", i, err);
+        r = llmr__openai_body_direct(p, req, "m-1", stream, &d, rd);
+        assert_int_equal(llmr__openai_body_tree(p, req, "m-1", stream, &t, rt),
+                         LLMR_OK);
+        if (r != bodies[i].direct)
+          fail_msg("%s body %zu stream %d: direct writer returned %d",
+                   hosts[h], i, stream, r);
+        warnings(&wd, rd);
+        warnings(&wt, rt);
+        if (r == 1) {
+          assert_string_equal(llmr__buf_str(&d), llmr__buf_str(&t));
+          assert_string_equal(llmr__buf_str(&wd), llmr__buf_str(&wt));
+        } else { /* declined: nothing written, nothing warned */
+          assert_int_equal(d.len, 0);
+          assert_int_equal(llmr_response_warning_count(rd), 0);
+        }
+        llmr__buf_free(&d);
+        llmr__buf_free(&t);
+        llmr__buf_free(&wd);
+        llmr__buf_free(&wt);
+        llmr_request_free(req);
+        llmr_response_free(rd);
+        llmr_response_free(rt);
+      }
+    llmr__provider_free(p);
+  }
+}
+
+/* Every byte value in a message, one at a time, both writers. */
+static void test_request_bytes(void **state) {
+  llmr_provider *p = NULL;
+  int c;
+  (void)state;
+  assert_int_equal(llmr__provider_new("openai", &llmr__openai_vt,
+                                      llmr__builtin_find("openai"), NULL, 0,
+                                      NULL, &p, NULL, 0),
+                   LLMR_OK);
+  for (c = 1; c < 256; c++) {
+    char text[8] = {'a', (char)c, 'b', (char)c, '\0'};
+    llmr_request *req = NULL;
+    llmr_response *r = llmr__response_new();
+    llmr__buf d = {0}, t = {0};
+    assert_int_equal(llmr_request_new(&req), LLMR_OK);
+    assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, text),
+                     LLMR_OK);
+    assert_int_equal(llmr__openai_body_direct(p, req, "m", 0, &d, r), 1);
+    assert_int_equal(llmr__openai_body_tree(p, req, "m", 0, &t, r), LLMR_OK);
+    assert_string_equal(llmr__buf_str(&d), llmr__buf_str(&t));
+    llmr__buf_free(&d);
+    llmr__buf_free(&t);
+    llmr_request_free(req);
+    llmr_response_free(r);
+  }
+  llmr__provider_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scanner),
@@ -247,6 +372,8 @@ int main(void) {
       cmocka_unit_test(test_declines),
       cmocka_unit_test(test_values),
       cmocka_unit_test(test_mutations),
+      cmocka_unit_test(test_request_bodies),
+      cmocka_unit_test(test_request_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
