@@ -634,13 +634,31 @@ static int oa_scan(const char *text, size_t len, oa_answer *a) {
   return c.p == c.e ? 0 : DECLINE;
 }
 
+/* A short string span as a C string in buf (the setters copy it), a
+ * longer or escaped one in a fresh copy left in *heap; NULL for a null
+ * span, and on OOM with *oom set. */
+static const char *oa_cstr(const llmr__span *sp, char *buf, size_t size,
+                           char **heap, int *oom) {
+  if (sp->null)
+    return NULL;
+  if (!sp->esc && sp->n < size) {
+    memcpy(buf, sp->p, sp->n);
+    buf[sp->n] = '\0';
+    return buf;
+  }
+  if (!(*heap = llmr__span_dup(sp)))
+    *oom = 1;
+  return *heap;
+}
+
 /* The scanned answer into resp, in the tree path's order. */
 static llmr_status oa_apply(const oa_answer *a, llmr_response *resp) {
   const llmr__span *r =
       !a->reasoning.null ? &a->reasoning : &a->reasoning_content;
-  char *finish = NULL, *id = NULL;
-  llmr_status st = LLMR_E_NOMEM;
-  int u;
+  char fbuf[64], ibuf[128], *fheap = NULL, *iheap = NULL;
+  const char *finish, *id;
+  llmr_status st;
+  int u, oom = 0;
   static const llmr_tokens kinds[U_N] = {
       LLMR_TOKENS_PROMPT, LLMR_TOKENS_COMPLETION, LLMR_TOKENS_TOTAL,
       LLMR_TOKENS_CACHED, LLMR_TOKENS_REASONING};
@@ -650,24 +668,23 @@ static llmr_status oa_apply(const oa_answer *a, llmr_response *resp) {
     return st;
   if (!r->null && (st = llmr__response_append_span(resp, 1, r)) != LLMR_OK)
     return st;
-  if ((!a->finish.null && !(finish = llmr__span_dup(&a->finish))) ||
-      (!a->id.null && !(id = llmr__span_dup(&a->id))))
-    goto out;
-  if ((st = llmr_response_set_finish_reason(resp, finish_reason(finish))) !=
-          LLMR_OK ||
-      (st = llmr_response_set_id(resp, id)) != LLMR_OK)
-    goto out;
-  if (a->has_created)
-    resp->created = a->created;
-  if (a->usage)
-    for (u = 0; u < U_N; u++)
-      if (a->has_tok & (1u << u) || u >= U_CACHED)
-        llmr_response_set_tokens(resp, kinds[u],
-                                 a->has_tok & (1u << u) ? a->tok[u] : 0);
-  st = LLMR_OK;
-out:
-  llmr__free(finish);
-  llmr__free(id);
+  finish = oa_cstr(&a->finish, fbuf, sizeof(fbuf), &fheap, &oom);
+  id = oa_cstr(&a->id, ibuf, sizeof(ibuf), &iheap, &oom);
+  if (oom)
+    st = LLMR_E_NOMEM;
+  else if ((st = llmr_response_set_finish_reason(
+                resp, finish_reason(finish))) == LLMR_OK &&
+           (st = llmr_response_set_id(resp, id)) == LLMR_OK) {
+    if (a->has_created)
+      resp->created = a->created;
+    if (a->usage)
+      for (u = 0; u < U_N; u++)
+        if (a->has_tok & (1u << u) || u >= U_CACHED)
+          llmr_response_set_tokens(resp, kinds[u],
+                                   a->has_tok & (1u << u) ? a->tok[u] : 0);
+  }
+  llmr__free(fheap);
+  llmr__free(iheap);
   return st;
 }
 
