@@ -7,7 +7,8 @@ set -u
 mode=${1:-build}
 pkgs="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libmbedtls-dev"
 if [ "$mode" = test ]; then
-  pkgs="$pkgs libcmocka-dev python3 openssl binutils groff-base man-db procps"
+  # gdb: tests/unit/test_secret.c dumps itself with gcore
+  pkgs="$pkgs libcmocka-dev python3 openssl binutils groff-base man-db procps gdb"
 fi
 if [ "$mode" = fuzz ]; then
   # libFuzzer: clang and its runtime (Debian 12: clang 14)

@@ -13,10 +13,38 @@
 #include <string.h>
 #include <time.h>
 
-/* A header's name and value share one allocation: "name\0value\0", the
- * value right after the name (one malloc per header, not two). */
-static char *header_block(llmr__header *hd, const char *name, size_t nlen,
+/* A header's name and value share one allocation: a tag byte, then
+ * "name\0value\0", the value right after the name (one malloc per header,
+ * not two). A request header that carries a credential
+ * (llmr__header_is_secret) is allocated in secret memory (out of core
+ * dumps, wiped when freed) and tagged 1, so that freeing need not classify
+ * it again. The value may come in two parts (pre + value), so that "Bearer
+ * <key>" is assembled in place. */
+static char *header_block(llmr__header *hd, int secret, const char *name,
+                          size_t nlen, const char *pre, size_t plen,
                           const char *value, size_t vlen) {
+  char *b;
+  if (vlen > SIZE_MAX - 3 || plen > SIZE_MAX - 3 - vlen ||
+      nlen > SIZE_MAX - 3 - vlen - plen ||
+      !(b = secret ? llmr__secret_alloc(nlen + plen + vlen + 3)
+                   : llmr__malloc(nlen + plen + vlen + 3)))
+    return NULL;
+  b[0] = (char)(secret != 0);
+  memcpy(b + 1, name, nlen);
+  b[1 + nlen] = '\0';
+  if (plen)
+    memcpy(b + 2 + nlen, pre, plen);
+  memcpy(b + 2 + nlen + plen, value, vlen);
+  b[2 + nlen + plen + vlen] = '\0';
+  hd->name = b + 1;
+  hd->value = b + 2 + nlen;
+  return b;
+}
+
+/* A reply header: "name\0value\0" in one block, no tag (replies carry no
+ * key of ours). */
+static char *reply_header_block(llmr__header *hd, const char *name,
+                                size_t nlen, const char *value, size_t vlen) {
   char *b;
   if (nlen > SIZE_MAX - 2 - vlen || !(b = llmr__malloc(nlen + vlen + 2)))
     return NULL;
@@ -29,27 +57,74 @@ static char *header_block(llmr__header *hd, const char *name, size_t nlen,
   return b;
 }
 
-static void headers_free(llmr__header *h, size_t n) {
+/* name[0..len) ends in s (lowercase letters, n of them), ASCII
+ * case-insensitively; compared from the end, where most names differ at
+ * once. */
+static int ends_with(const char *name, size_t len, const char *s, size_t n) {
+  if (n > len)
+    return 0;
+  name += len - n;
+  /* s is all letters: x | 0x20 equals a lowercase letter only for that
+   * letter in either case */
+  while (n-- > 0)
+    if (((unsigned char)name[n] | 0x20) != (unsigned char)s[n])
+      return 0;
+  return 1;
+}
+
+int llmr__header_is_secret(const char *name, size_t len) {
+  if (!len)
+    return 0;
+  /* | 0x20 lowercases a letter and turns no other byte into one */
+  switch ((unsigned char)name[len - 1] | 0x20) {
+  case 'n':
+    return ends_with(name, len, "authorization", 13) ||
+           ends_with(name, len, "token", 5);
+  case 'y':
+    return ends_with(name, len, "key", 3);
+  case 't':
+    return ends_with(name, len, "secret", 6);
+  case 'e':
+    return ends_with(name, len, "cookie", 6);
+  case 'd':
+    return ends_with(name, len, "password", 8);
+  case 'l':
+    return ends_with(name, len, "credential", 10);
+  case 's':
+    return ends_with(name, len, "credentials", 11);
+  default:
+    return 0;
+  }
+}
+
+/* Header values can carry keys: credential headers are secret chunks
+ * (llmr__secret_free wipes all of them); every other value is wiped as
+ * well, since an adapter may send a key under a name we do not know (and
+ * a reply's values, as always). `tagged`: request headers (header_block),
+ * else reply headers (reply_header_block). */
+static void headers_free(llmr__header *h, size_t n, int tagged) {
   size_t i;
   for (i = 0; i < n; i++) {
-    /* header values can carry keys (Authorization): wipe them */
-    volatile char *v = h[i].value;
-    while (*v)
-      *v++ = '\0';
-    llmr__free(h[i].name); /* the value lives in the same block */
+    char *b = tagged ? h[i].name - 1 : h[i].name;
+    if (tagged && *b) {
+      llmr__secret_free(b);
+      continue;
+    }
+    llmr__wipe(h[i].value, strlen(h[i].value));
+    llmr__free(b);
   }
   llmr__free(h);
 }
 
 void llmr__http_request_clear(llmr_http_request *h) {
   llmr__free(h->url);
-  headers_free(h->headers, h->n_headers);
+  headers_free(h->headers, h->n_headers, 1);
   llmr__free(h->body);
   memset(h, 0, sizeof(*h));
 }
 
 void llmr__http_response_clear(llmr_http_response *h) {
-  headers_free(h->headers, h->n_headers);
+  headers_free(h->headers, h->n_headers, 0);
   llmr__buf_free(&h->body);
   memset(h, 0, sizeof(*h));
 }
@@ -68,21 +143,36 @@ LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
   return LLMR_OK;
 }
 
-LLMR_API llmr_status llmr_http_request_add_header(llmr_http_request *h,
-                                                  const char *name,
-                                                  const char *value) {
+static llmr_status add_header(llmr_http_request *h, const char *name,
+                              const char *pre, const char *value) {
   llmr__header *hd;
+  size_t nlen;
   if (!h || !name || !*name || !value || strchr(name, ':') ||
-      has_crlf(name) || has_crlf(value))
+      has_crlf(name) || (*pre && has_crlf(pre)) || has_crlf(value))
     return LLMR_E_INVAL;
   if (llmr__grow((void **)&h->headers, &h->cap_headers, h->n_headers + 1,
                  sizeof(*h->headers)) != 0)
     return LLMR_E_NOMEM;
   hd = &h->headers[h->n_headers];
-  if (!header_block(hd, name, strlen(name), value, strlen(value)))
+  nlen = strlen(name);
+  if (!header_block(hd, llmr__header_is_secret(name, nlen), name, nlen, pre,
+                    strlen(pre), value, strlen(value)))
     return LLMR_E_NOMEM;
   h->n_headers++;
   return LLMR_OK;
+}
+
+LLMR_API llmr_status llmr_http_request_add_header(llmr_http_request *h,
+                                                  const char *name,
+                                                  const char *value) {
+  return add_header(h, name, "", value);
+}
+
+llmr_status llmr__http_request_add_header_cat(llmr_http_request *h,
+                                              const char *name,
+                                              const char *prefix,
+                                              const char *value) {
+  return add_header(h, name, prefix ? prefix : "", value);
 }
 
 LLMR_API llmr_status llmr_http_request_set_body(llmr_http_request *h,
@@ -119,7 +209,7 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
                  sizeof(*h->headers)) != 0)
     return LLMR_E_NOMEM;
   hd = &h->headers[h->n_headers];
-  if (!header_block(hd, line, nlen, v, (size_t)(end - v)))
+  if (!reply_header_block(hd, line, nlen, v, (size_t)(end - v)))
     return LLMR_E_NOMEM;
   for (i = 0; i < nlen; i++)
     if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')

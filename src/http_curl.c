@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,19 +32,55 @@ typedef struct slot {
   CURLM *multi;
   pthread_t owner; /* the thread that used it last */
   char *url;       /* the URL set on easy, NULL: none */
-  struct curl_slist *hdrs; /* the header lines of its last transfer */
+  struct curl_slist *hdrs; /* the header lines of its last transfer, in
+                            * secret memory (hdrs_build) */
 } slot;
 
-/* The slist holds the Authorization header: wipe before freeing. */
-static void hdrs_free(struct curl_slist *l) {
-  struct curl_slist *tmp;
-  for (tmp = l; tmp; tmp = tmp->next) {
-    volatile char *v = tmp->data;
-    while (*v)
-      *v++ = '\0';
+/*
+ * The header list of a slot holds the Authorization (or x-api-key) line,
+ * so it lives in secret memory (src/secret.c: out of core dumps, wiped
+ * when freed): one block with the list nodes first, then the lines.
+ * CURLOPT_HTTPHEADER only reads a curl_slist, whose layout is public API;
+ * the block is never given to curl_slist_free_all.
+ */
+static struct curl_slist *hdrs_build(const llmr_http_request *r) {
+  static const char expect[] = "Expect:";
+  struct curl_slist *nodes;
+  size_t i, n = r->n_headers, need, nlen, vlen;
+  char *d;
+  if (n > (SIZE_MAX - sizeof(expect)) / sizeof(*nodes) - 1)
+    return NULL;
+  need = (n + 1) * sizeof(*nodes) + sizeof(expect);
+  for (i = 0; i < n; i++) {
+    nlen = strlen(r->headers[i].name);
+    vlen = strlen(r->headers[i].value);
+    if (nlen > SIZE_MAX / 2 - 3 || vlen > SIZE_MAX / 2 ||
+        nlen + vlen + 3 > SIZE_MAX - need)
+      return NULL;
+    need += nlen + vlen + 3; /* "name: value\0" */
   }
-  curl_slist_free_all(l);
+  if (!(nodes = llmr__secret_alloc(need)))
+    return NULL;
+  d = (char *)(nodes + n + 1);
+  for (i = 0; i < n; i++) {
+    nlen = strlen(r->headers[i].name);
+    vlen = strlen(r->headers[i].value);
+    nodes[i].data = d;
+    nodes[i].next = &nodes[i + 1];
+    memcpy(d, r->headers[i].name, nlen);
+    memcpy(d + nlen, ": ", 2);
+    memcpy(d + nlen + 2, r->headers[i].value, vlen);
+    d += nlen + vlen + 3; /* the block is zeroed: the NUL is there */
+  }
+  /* curl would send "Expect: 100-continue" for larger bodies: one more
+   * round trip for nothing against every provider we know */
+  memcpy(d, expect, sizeof(expect));
+  nodes[n].data = d;
+  nodes[n].next = NULL;
+  return nodes;
 }
+
+static void hdrs_free(struct curl_slist *l) { llmr__secret_free(l); }
 
 struct llmr__transport {
   CURLSH *share;
@@ -388,9 +425,6 @@ static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r) {
 static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
                                int idx) {
   llmr__xfer *x = l->x;
-  llmr__buf line = {0};
-  struct curl_slist *tmp;
-  size_t i;
   long connect_ms;
   llmr_status st = LLMR_OK;
 
@@ -402,31 +436,11 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   /* the header lines stay on the slot between transfers and are built
    * again only when they differ (a different provider, key or stream) */
   if (!hdrs_match(l->s.hdrs, x->req)) {
-    struct curl_slist *hdrs = NULL;
     hdrs_free(l->s.hdrs);
-    l->s.hdrs = NULL;
-    for (i = 0; i < x->req->n_headers; i++) {
-      const char *name = x->req->headers[i].name;
-      const char *value = x->req->headers[i].value;
-      llmr__buf_reset(&line);
-      if (llmr__buf_append(&line, name, strlen(name)) != 0 ||
-          llmr__buf_append(&line, ": ", 2) != 0 ||
-          llmr__buf_append(&line, value, strlen(value)) != 0 ||
-          !(tmp = curl_slist_append(hdrs, line.data))) {
-        hdrs_free(hdrs);
-        st = LLMR_E_NOMEM;
-        goto out;
-      }
-      hdrs = tmp;
-    }
-    /* curl would send "Expect: 100-continue" for larger bodies: one more
-     * round trip for nothing against every provider we know */
-    if (!(tmp = curl_slist_append(hdrs, "Expect:"))) {
-      hdrs_free(hdrs);
+    if (!(l->s.hdrs = hdrs_build(x->req))) {
       st = LLMR_E_NOMEM;
       goto out;
     }
-    l->s.hdrs = tmp;
   }
 
   memset(&l->cb, 0, sizeof(l->cb));
@@ -465,9 +479,6 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
   curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 out:
-  if (line.data)
-    memset(line.data, 0, line.cap);
-  llmr__buf_free(&line);
   return st;
 }
 

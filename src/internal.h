@@ -24,6 +24,42 @@ char *llmr__strndup(const char *s, size_t n);
 /* Overwrite then free a string that held a secret. */
 void llmr__free_secret(char *s);
 
+/* ---- secret storage (src/secret.c) --------------------------------------
+ * For the library's own copies of API keys and of the header lines that
+ * carry them: pages kept out of core dumps (MADV_DONTDUMP), mlock()ed when
+ * allowed, wiped on free. Thread-safe; a chunk of up to 1 KiB that was
+ * freed before is handed out again without a lock or a system call.
+ * Without MADV_DONTDUMP (not Linux/BSD) the ordinary heap, still wiped. */
+
+/* n bytes (at least 1), zeroed, 16-byte aligned; NULL when out of memory.
+ * Only llmr__secret_free may free it. */
+void *llmr__secret_alloc(size_t n);
+/* Wipe all of p's chunk, then release it; NULL does nothing. */
+void llmr__secret_free(void *p);
+/* Copies in secret memory; NULL for a NULL s or out of memory. */
+char *llmr__secret_strdup(const char *s);
+char *llmr__secret_strndup(const char *s, size_t n);
+/* The usable size of p's chunk (>= what was asked for). */
+size_t llmr__secret_size(const void *p);
+/* Zero n bytes in a way the compiler cannot drop (explicit_bzero). */
+void llmr__wipe(void *p, size_t n);
+
+typedef struct llmr__secret_stats {
+  int dontdump;     /* 1: dump-excluded pages; 0: the wiped-heap fallback */
+  size_t page_size;
+  size_t pages;     /* pages of small chunks mapped */
+  size_t large;     /* allocations over 1 KiB (a mapping each) alive */
+  size_t in_use;    /* small chunks handed out and not freed */
+  size_t cached;    /* freed small chunks kept for lock-free reuse */
+} llmr__secret_stats;
+/* A snapshot, exact only while no other thread allocates (for tests). */
+void llmr__secret_get_stats(llmr__secret_stats *s);
+/* Tests: called by llmr__secret_free with the chunk after it was wiped,
+ * before it is reused or unmapped. Set it while no other thread uses the
+ * allocator; NULL removes it. */
+typedef void (*llmr__secret_free_hook)(const void *p, size_t n);
+void llmr__secret_set_free_hook(llmr__secret_free_hook hook);
+
 /* Grow *arr (of elements of `size` bytes) so that it holds at least `need`
  * elements; *cap is updated. Returns 0 or -1 on out-of-memory/overflow. */
 int llmr__grow(void **arr, size_t *cap, size_t need, size_t size);
@@ -263,6 +299,18 @@ void llmr__http_request_clear(llmr_http_request *h);
 void llmr__http_response_clear(llmr_http_response *h);
 llmr_status llmr__http_response_add_header(llmr_http_response *h,
                                            const char *line, size_t len);
+/* Whether a header of this name carries a credential: the name ends (ASCII
+ * case-insensitively) in "authorization", "key", "token", "secret",
+ * "cookie", "password" or "credential(s)". Such a request header's name
+ * and value live in secret memory (llmr__secret_alloc). */
+int llmr__header_is_secret(const char *name, size_t len);
+/* llmr_http_request_add_header with the value prefix + value, assembled
+ * in place: for a credential header ("Authorization", "Bearer ", key) that
+ * is secret memory, so no other copy of the key is made. */
+llmr_status llmr__http_request_add_header_cat(llmr_http_request *h,
+                                              const char *name,
+                                              const char *prefix,
+                                              const char *value);
 
 /* ---- transport (src/http_curl.c: the only file that calls libcurl) ------ */
 
@@ -378,6 +426,9 @@ extern const llmr_provider_vt llmr__anthropic_vt;
 extern const llmr_provider_vt llmr__gemini_vt;
 
 const llmr__builtin *llmr__builtin_find(const char *name);
+/* Zero a provider config's "api_key" and credential header values in
+ * place (the parsed copy; cJSON_Delete does not wipe). */
+void llmr__conf_wipe_secrets(const cJSON *conf);
 /* The provider an alias stands for ("gemini" -> "google"), or NULL. */
 const char *llmr__provider_alias(const char *name, size_t len);
 /* Build a provider instance: defaults from `def` (may be NULL), then the

@@ -260,6 +260,10 @@ int llmr__span_append(llmr__buf *b, const llmr__span *sp) {
   size_t i, run = 0;
   if (!sp->esc)
     return llmr__buf_append(b, sp->p, sp->n);
+  /* decoded, the value is never longer than its escaped text: one
+   * allocation however many runs follow */
+  if (llmr__buf_reserve(b, sp->n) != 0)
+    return -1;
   /* plain runs go straight from the text; each escape is decoded in out */
   for (i = 0; i < sp->n; i++) {
     unsigned long cp;

@@ -446,6 +446,11 @@ LLMR_API llmr_status llmr_router_new_ex(const char *config_json,
     goto out;
   st = LLMR_OK;
 out:
+  /* keys the providers did not take (a config refused before them) */
+  if (cJSON_IsObject(provs)) {
+    const cJSON *pc;
+    cJSON_ArrayForEach(pc, provs) llmr__conf_wipe_secrets(pc);
+  }
   cJSON_Delete(conf);
   if (st != LLMR_OK) {
     if (st == LLMR_E_NOMEM)

@@ -72,7 +72,10 @@ run_sh() {
 
 case "$SUITE" in
   threads)
-    for t in "$B"/tests/test_threads*; do [ -x "$t" ] && run_c "$t"; done
+    # the threaded tests, and the secret allocator's (lock-free reuse)
+    for t in "$B"/tests/test_threads* "$B"/tests/test_secret; do
+      [ -x "$t" ] && run_c "$t"
+    done
     ;;
   tests|all)
     for t in "$B"/tests/test_*; do

@@ -211,17 +211,12 @@ static llmr_status openai_build(const llmr_provider *p,
            http, "Accept", stream ? "text/event-stream" : "application/json")) !=
           LLMR_OK)
     goto out;
-  if (llmr_provider_api_key(p)) {
-    llmr__buf_reset(&s);
-    if (llmr__buf_puts(&s, "Bearer ") ||
-        llmr__buf_puts(&s, llmr_provider_api_key(p))) {
-      st = LLMR_E_NOMEM;
-      goto out;
-    }
-    if ((st = llmr_http_request_add_header(http, "Authorization", s.data)) !=
-        LLMR_OK)
-      goto out;
-  }
+  /* "Bearer <key>" is put together in secret memory (src/secret.c) */
+  if (llmr_provider_api_key(p) &&
+      (st = llmr__http_request_add_header_cat(http, "Authorization", "Bearer ",
+                                              llmr_provider_api_key(p))) !=
+          LLMR_OK)
+    goto out;
   /* OpenRouter's optional app attribution headers */
   if ((opt = llmr_provider_option(p, "http_referer")) &&
       (st = llmr_http_request_add_header(http, "HTTP-Referer", opt)) != LLMR_OK)
@@ -231,8 +226,6 @@ static llmr_status openai_build(const llmr_provider *p,
     goto out;
   st = LLMR_OK;
 out:
-  if (s.data)
-    memset(s.data, 0, s.cap); /* held "Bearer <key>" */
   llmr__buf_free(&s);
   llmr__buf_free(&body);
   return st;

@@ -65,11 +65,14 @@ void llmr__provider_free(llmr_provider *p) {
     return;
   llmr__free(p->name);
   llmr__free(p->base_url);
-  llmr__free_secret(p->api_key);
+  llmr__secret_free(p->api_key);
   cJSON_Delete(p->options);
   for (i = 0; i < p->n_headers; i++) {
+    if (llmr__header_is_secret(p->headers[i].name, strlen(p->headers[i].name)))
+      llmr__secret_free(p->headers[i].value);
+    else
+      llmr__free(p->headers[i].value);
     llmr__free(p->headers[i].name);
-    llmr__free(p->headers[i].value);
   }
   llmr__free(p->headers);
   llmr__free(p);
@@ -91,6 +94,23 @@ static llmr_status set_option(llmr_provider *p, const char *key,
     return LLMR_E_NOMEM;
   cJSON_AddItemToObject(p->options, key, s);
   return LLMR_OK;
+}
+
+/* The parsed config is the router's own temporary copy (cJSON_Delete does
+ * not wipe): once the key is in secret memory, zero the parsed api_key and
+ * the values of credential headers so that no copy outlives the call. */
+void llmr__conf_wipe_secrets(const cJSON *conf) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(conf, "api_key"), *h;
+  const cJSON *hdrs = cJSON_GetObjectItemCaseSensitive(conf, "headers");
+  if (cJSON_IsString(v))
+    llmr__wipe(v->valuestring, strlen(v->valuestring));
+  if (!cJSON_IsObject(hdrs))
+    return;
+  cJSON_ArrayForEach(h, hdrs) {
+    if (cJSON_IsString(h) && h->string &&
+        llmr__header_is_secret(h->string, strlen(h->string)))
+      llmr__wipe(h->valuestring, strlen(h->valuestring));
+  }
 }
 
 #define CONF_ERR(...)                                                          \
@@ -204,7 +224,7 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
     n--;
   if (!(p->base_url = llmr__strndup(base, n)))
     goto fail;
-  if (key && *key && !(p->api_key = llmr__strdup(key)))
+  if (key && *key && !(p->api_key = llmr__secret_strdup(key)))
     goto fail;
 
   if ((v = cJSON_GetObjectItemCaseSensitive(conf, "options"))) {
@@ -221,6 +241,7 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
   }
   if ((v = cJSON_GetObjectItemCaseSensitive(conf, "headers"))) {
     const cJSON *h;
+    llmr__header *hd;
     if (!cJSON_IsObject(v))
       CONF_ERR("providers.%s.headers: expected an object", name);
     n = (size_t)cJSON_GetArraySize(v);
@@ -231,19 +252,25 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
           strpbrk(h->string, ":\r\n"))
         CONF_ERR("providers.%s.headers.%s: expected a one-line string", name,
                  h->string);
-      p->headers[p->n_headers].name = llmr__strdup(h->string);
-      p->headers[p->n_headers].value = llmr__strdup(h->valuestring);
+      /* a name first: provider_free tells by it how the value was made */
+      hd = &p->headers[p->n_headers];
+      if (!(hd->name = llmr__strdup(h->string)))
+        goto fail;
       p->n_headers++;
-      if (!p->headers[p->n_headers - 1].name ||
-          !p->headers[p->n_headers - 1].value)
+      hd->value = llmr__header_is_secret(h->string, strlen(h->string))
+                      ? llmr__secret_strdup(h->valuestring)
+                      : llmr__strdup(h->valuestring);
+      if (!hd->value)
         goto fail;
     }
   }
+  llmr__conf_wipe_secrets(conf);
   *out = p;
   return LLMR_OK;
 fail:
   if (st == LLMR_E_NOMEM)
     llmr__errf(errbuf, errsize, "out of memory");
+  llmr__conf_wipe_secrets(conf);
   llmr__provider_free(p);
   return st;
 }
