@@ -18,9 +18,12 @@
  * N threads (default 2), each an epoll loop with its own SO_REUSEPORT
  * listening socket on one port, so the kernel spreads connections over
  * them; no locks on the request path. Pipelined requests are answered in
- * order. Binds 127.0.0.1 on a free port and prints "PORT <n>" on stdout.
- * Exits on SIGTERM/SIGINT (default actions) or when stdin reaches EOF (so
- * it dies with a parent that holds the other end of a pipe).
+ * order, and the answers to all the complete requests one read brings go
+ * out in one sendmsg() (up to OUT_Q at a time); a request split over
+ * several reads waits for the rest. Binds 127.0.0.1 on a free port and
+ * prints "PORT <n>" on stdout. Exits on SIGTERM/SIGINT (default actions)
+ * or when stdin reaches EOF (so it dies with a parent that holds the other
+ * end of a pipe).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -37,6 +40,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define IN_CAP (256 * 1024) /* largest request accepted */
@@ -68,15 +72,20 @@ static pthread_mutex_t cap_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *captured;
 static size_t captured_len;
 
+/* Answers queued on one connection: a read that brings several complete
+ * (pipelined) requests gets all their answers in one sendmsg(). */
+#define OUT_Q 128
+
 typedef struct conn {
   int fd;
   char *in;
-  size_t have;
-  /* what is still to be sent: a pending answer (borrowed or owned) */
-  const char *out;
-  size_t out_len, out_off;
-  char *owned; /* a /last-request answer */
-  int want_out;
+  size_t have; /* bytes in `in` */
+  size_t off;  /* where the first request not yet answered starts */
+  /* answers still to be sent, in order: q[q_head .. q_head + q_n) */
+  struct iovec q[OUT_Q];
+  char *owned[OUT_Q]; /* q[i]'s buffer when it is a /last-request answer */
+  int q_head, q_n;
+  unsigned events; /* the epoll interest set */
 } conn;
 
 static void die(const char *what) {
@@ -106,110 +115,148 @@ static answer make_answer(const char *content, size_t clen) {
 }
 
 static void conn_close(int ep, conn *c) {
+  int i;
   epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
+  for (i = 0; i < c->q_n; i++)
+    free(c->owned[c->q_head + i]);
   free(c->in);
-  free(c->owned);
   free(c);
 }
 
-/* Send what is pending; 0 when all is out, 1 when the socket is full,
- * -1 on error. */
+/* Send the queued answers, as many per sendmsg() as are queued; 0 when
+ * all are out, 1 when the socket is full, -1 on error. */
 static int flush_out(conn *c) {
-  while (c->out_off < c->out_len) {
-    ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                     MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR)
+  while (c->q_n > 0) {
+    struct msghdr m;
+    size_t w;
+    ssize_t r;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = c->q + c->q_head;
+    m.msg_iovlen = (size_t)c->q_n;
+    r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR)
       continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return 1;
-    if (w <= 0)
+    if (r <= 0)
       return -1;
-    c->out_off += (size_t)w;
+    for (w = (size_t)r; w > 0 && c->q_n > 0;) {
+      struct iovec *v = &c->q[c->q_head];
+      if (w < v->iov_len) { /* partly sent */
+        v->iov_base = (char *)v->iov_base + w;
+        v->iov_len -= w;
+        break;
+      }
+      w -= v->iov_len;
+      free(c->owned[c->q_head]);
+      c->owned[c->q_head] = NULL;
+      c->q_head++;
+      c->q_n--;
+    }
   }
-  free(c->owned);
-  c->owned = NULL;
-  c->out = NULL;
-  c->out_len = c->out_off = 0;
+  c->q_head = 0;
   return 0;
 }
 
-/* Answer the complete requests in c->in; stops early when a reply does
- * not fit in the socket (the rest waits for EPOLLOUT). -1: close. */
-static int serve_requests(conn *c) {
-  for (;;) {
-    char *end, *cl, *line_end;
-    size_t hlen, body = 0, total;
-    int r;
-    if (c->out) {
-      if ((r = flush_out(c)) != 0)
-        return r < 0 ? -1 : 0;
-    }
-    if (c->have == 0)
-      return 0;
-    c->in[c->have] = '\0';
-    if (!(end = strstr(c->in, "\r\n\r\n")))
-      return c->have >= IN_CAP - 1 ? -1 : 0;
-    hlen = (size_t)(end - c->in) + 4;
-    cl = strcasestr(c->in, "\r\ncontent-length:");
-    if (cl && cl < end)
-      body = (size_t)strtoul(cl + 17, NULL, 10);
-    total = hlen + body;
-    if (total >= IN_CAP)
-      return -1;
-    if (c->have < total)
-      return 0;
-    line_end = memchr(c->in, '\r', hlen);
-    if (strncmp(c->in, "GET /last-request", 17) == 0) {
-      char head[128];
-      int hl;
-      pthread_mutex_lock(&cap_mu);
-      hl = snprintf(head, sizeof(head),
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    "Content-Length: %zu\r\n\r\n",
-                    captured_len);
-      if (!(c->owned = malloc((size_t)hl + captured_len + 1)))
-        die("malloc");
-      memcpy(c->owned, head, (size_t)hl);
-      if (captured_len)
-        memcpy(c->owned + hl, captured, captured_len);
-      c->out = c->owned;
-      c->out_len = (size_t)hl + captured_len;
-      pthread_mutex_unlock(&cap_mu);
-    } else {
-      const char *path = memchr(c->in, ' ', (size_t)(line_end - c->in));
-      path = path ? path + 1 : "";
-      if (strncmp(path, "/capture/", 9) == 0) {
-        pthread_mutex_lock(&cap_mu);
-        free(captured);
-        if (!(captured = malloc(total)))
-          die("malloc");
-        memcpy(captured, c->in, total);
-        captured_len = total;
-        pthread_mutex_unlock(&cap_mu);
-      }
-      if (strncmp(path, "/big/", 5) == 0) {
-        c->out = big_ans.data;
-        c->out_len = big_ans.len;
-      } else {
-        c->out = small_ans.data;
-        c->out_len = small_ans.len;
-      }
-    }
-    c->out_off = 0;
-    memmove(c->in, c->in + total, c->have - total);
-    c->have -= total;
-  }
+static void queue_answer(conn *c, const char *p, size_t len, char *owned) {
+  int i = c->q_head + c->q_n;
+  c->q[i].iov_base = (void *)p;
+  c->q[i].iov_len = len;
+  c->owned[i] = owned;
+  c->q_n++;
 }
 
-static void set_out_interest(int ep, conn *c) {
-  int want = c->out != NULL;
-  if (want != c->want_out) {
+/* Queue the answer to the complete request at c->in + c->off, if there is
+ * one: 1 when queued, 0 when the request is not all in yet, -1 when it is
+ * too large. The buffer is NUL-terminated at c->have. */
+static int next_request(conn *c) {
+  char *req = c->in + c->off, *end, *p, *line_end;
+  size_t avail = c->have - c->off, hlen, body = 0, total;
+  if (avail == 0)
+    return 0;
+  if (!(end = memmem(req, avail, "\r\n\r\n", 4)))
+    return avail >= IN_CAP - 1 ? -1 : 0;
+  hlen = (size_t)(end - req) + 4;
+  /* the first header line named Content-Length */
+  for (p = req; (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++)
+    if (p[1] == '\n' && strncasecmp(p + 2, "content-length:", 15) == 0) {
+      body = (size_t)strtoul(p + 17, NULL, 10);
+      break;
+    }
+  total = hlen + body;
+  if (total >= IN_CAP)
+    return -1;
+  if (avail < total)
+    return 0;
+  line_end = memchr(req, '\r', hlen);
+  if (strncmp(req, "GET /last-request", 17) == 0) {
+    char head[128], *owned;
+    int hl;
+    pthread_mutex_lock(&cap_mu);
+    hl = snprintf(head, sizeof(head),
+                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  captured_len);
+    if (!(owned = malloc((size_t)hl + captured_len + 1)))
+      die("malloc");
+    memcpy(owned, head, (size_t)hl);
+    if (captured_len)
+      memcpy(owned + hl, captured, captured_len);
+    queue_answer(c, owned, (size_t)hl + captured_len, owned);
+    pthread_mutex_unlock(&cap_mu);
+  } else {
+    const char *path = memchr(req, ' ', (size_t)(line_end - req));
+    path = path ? path + 1 : "";
+    if (strncmp(path, "/capture/", 9) == 0) {
+      pthread_mutex_lock(&cap_mu);
+      free(captured);
+      if (!(captured = malloc(total)))
+        die("malloc");
+      memcpy(captured, req, total);
+      captured_len = total;
+      pthread_mutex_unlock(&cap_mu);
+    }
+    if (strncmp(path, "/big/", 5) == 0)
+      queue_answer(c, big_ans.data, big_ans.len, NULL);
+    else
+      queue_answer(c, small_ans.data, small_ans.len, NULL);
+  }
+  c->off += total;
+  return 1;
+}
+
+/* Answer the complete requests in c->in, in order: queue an answer for
+ * each (up to OUT_Q), send them together, repeat; stops when the socket
+ * is full (the rest waits for EPOLLOUT). -1: close. */
+static int serve_requests(conn *c) {
+  int n = 1, r;
+  c->in[c->have] = '\0';
+  for (;;) {
+    while (c->q_head + c->q_n < OUT_Q && (n = next_request(c)) > 0)
+      ;
+    r = flush_out(c);
+    if (n <= 0 || r != 0) /* all answered, a bad request, or socket full */
+      break;
+  }
+  if (c->off > 0) { /* keep only what is not answered yet */
+    memmove(c->in, c->in + c->off, c->have - c->off);
+    c->have -= c->off;
+    c->off = 0;
+  }
+  return n < 0 || r < 0 ? -1 : 0;
+}
+
+/* Read while there is room, write while answers are queued. */
+static void set_interest(int ep, conn *c) {
+  unsigned want =
+      (c->have < IN_CAP - 1 ? EPOLLIN : 0u) | (c->q_n ? EPOLLOUT : 0u);
+  if (want != c->events) {
     struct epoll_event ev;
-    ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
+    ev.events = want;
     ev.data.ptr = c;
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-    c->want_out = want;
+    c->events = want;
   }
 }
 
@@ -256,6 +303,7 @@ static void *loop(void *arg) {
           if (!nc || !(nc->in = malloc(IN_CAP)))
             die("malloc");
           nc->fd = fd;
+          nc->events = EPOLLIN;
           setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
           ev.events = EPOLLIN;
           ev.data.ptr = nc;
@@ -268,7 +316,7 @@ static void *loop(void *arg) {
         conn_close(ep, c);
         continue;
       }
-      if (evs[i].events & EPOLLIN) {
+      if ((evs[i].events & EPOLLIN) && c->have < IN_CAP - 1) {
         ssize_t r = recv(c->fd, c->in + c->have, IN_CAP - 1 - c->have, 0);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
           conn_close(ep, c);
@@ -281,7 +329,7 @@ static void *loop(void *arg) {
         conn_close(ep, c);
         continue;
       }
-      set_out_interest(ep, c);
+      set_interest(ep, c);
     }
   }
   return NULL;
@@ -316,7 +364,7 @@ int main(int argc, char **argv) {
   if (!(text = malloc(big + 1)))
     die("malloc");
   for (i = 0; (size_t)i < big; i++) /* JSON-safe words and spaces */
-    text[i] = (i % 8 == 7) ? ' ' : (char)('a' + i % 26);
+    text[i] = (char)((i % 8 == 7) ? ' ' : 'a' + i % 26);
   big_ans = make_answer(text, big);
   free(text);
   {
