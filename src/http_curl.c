@@ -43,14 +43,17 @@ typedef struct slot {
  * CURLOPT_HTTPHEADER only reads a curl_slist, whose layout is public API;
  * the block is never given to curl_slist_free_all.
  */
-static struct curl_slist *hdrs_build(const llmr_http_request *r) {
-  static const char expect[] = "Expect:";
+static struct curl_slist *hdrs_build(const llmr_http_request *r,
+                                     const char *ua) {
+  static const char expect[] = "Expect:", ua_name[] = "User-Agent: ";
   struct curl_slist *nodes;
-  size_t i, n = r->n_headers, need, nlen, vlen;
+  size_t i, n = r->n_headers, k, need, nlen, vlen;
+  size_t ualen = ua ? strlen(ua) : 0;
   char *d;
-  if (n > (SIZE_MAX - sizeof(expect)) / sizeof(*nodes) - 1)
+  if (n > (SIZE_MAX - sizeof(expect)) / sizeof(*nodes) - 2 ||
+      ualen > SIZE_MAX / 4)
     return NULL;
-  need = (n + 1) * sizeof(*nodes) + sizeof(expect);
+  need = (n + 2) * sizeof(*nodes) + sizeof(expect) + sizeof(ua_name) + ualen;
   for (i = 0; i < n; i++) {
     nlen = strlen(r->headers[i].name);
     vlen = strlen(r->headers[i].value);
@@ -61,7 +64,7 @@ static struct curl_slist *hdrs_build(const llmr_http_request *r) {
   }
   if (!(nodes = llmr__secret_alloc(need)))
     return NULL;
-  d = (char *)(nodes + n + 1);
+  d = (char *)(nodes + n + 2);
   for (i = 0; i < n; i++) {
     nlen = strlen(r->headers[i].name);
     vlen = strlen(r->headers[i].value);
@@ -72,11 +75,22 @@ static struct curl_slist *hdrs_build(const llmr_http_request *r) {
     memcpy(d + nlen + 2, r->headers[i].value, vlen);
     d += nlen + vlen + 3; /* the block is zeroed: the NUL is there */
   }
+  k = n;
+  /* the User-Agent rides in the list: CURLOPT_USERAGENT would be
+   * formatted again for every transfer (bench/PROFILE.md) */
+  if (ua) {
+    memcpy(d, ua_name, sizeof(ua_name) - 1);
+    memcpy(d + sizeof(ua_name) - 1, ua, ualen);
+    nodes[k].data = d;
+    nodes[k].next = &nodes[k + 1];
+    d += sizeof(ua_name) + ualen;
+    k++;
+  }
   /* curl would send "Expect: 100-continue" for larger bodies: one more
    * round trip for nothing against every provider we know */
   memcpy(d, expect, sizeof(expect));
-  nodes[n].data = d;
-  nodes[n].next = NULL;
+  nodes[k].data = d;
+  nodes[k].next = NULL;
   return nodes;
 }
 
@@ -238,6 +252,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user) {
     }
     return n;
   }
+  if (!x->resp->body.data) {
+    /* room for the whole body at once when its length is announced (one
+     * allocation, no doubling past it); the size cap still applies */
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+            CURLE_OK &&
+        cl > 0 && (uint64_t)cl <= (uint64_t)x->cap &&
+        llmr__buf_reserve(&x->resp->body, (size_t)cl) != 0) {
+      x->oom = 1;
+      return 0;
+    }
+  }
   if (llmr__buf_append(&x->resp->body, ptr, n) != 0) {
     x->oom = 1;
     return 0;
@@ -287,7 +313,6 @@ static CURL *handle_new(llmr__transport *t) {
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   if (t->ca_file)
     curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, t->user_agent);
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
                    (curl_off_t)t->max_response_bytes);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -409,7 +434,8 @@ typedef struct leg {
 } leg;
 
 /* Does l hold exactly the lines leg_prepare would build for r? */
-static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r) {
+static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r,
+                      const char *ua) {
   size_t i, n;
   for (i = 0; i < r->n_headers; i++, l = l->next) {
     const char *name = r->headers[i].name;
@@ -418,13 +444,33 @@ static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r) {
         l->data[n + 1] != ' ' || strcmp(l->data + n + 2, r->headers[i].value))
       return 0;
   }
+  if (ua) {
+    if (!l || strncmp(l->data, "User-Agent: ", 12) != 0 ||
+        strcmp(l->data + 12, ua) != 0)
+      return 0;
+    l = l->next;
+  }
   return l && strcmp(l->data, "Expect:") == 0 && !l->next;
+}
+
+/* The User-Agent line to add to r's headers: the transport's, unless r
+ * brings its own (or the transport's is empty). */
+static const char *hdrs_ua(const llmr__transport *t,
+                           const llmr_http_request *r) {
+  size_t i;
+  if (!t->user_agent || !*t->user_agent)
+    return NULL;
+  for (i = 0; i < r->n_headers; i++)
+    if (llmr__strcaseeq(r->headers[i].name, "User-Agent"))
+      return NULL;
+  return t->user_agent;
 }
 
 /* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
 static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
                                int idx) {
   llmr__xfer *x = l->x;
+  const char *ua;
   long connect_ms;
   llmr_status st = LLMR_OK;
 
@@ -435,9 +481,10 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->have_slot = 1;
   /* the header lines stay on the slot between transfers and are built
    * again only when they differ (a different provider, key or stream) */
-  if (!hdrs_match(l->s.hdrs, x->req)) {
+  ua = hdrs_ua(t, x->req);
+  if (!hdrs_match(l->s.hdrs, x->req, ua)) {
     hdrs_free(l->s.hdrs);
-    if (!(l->s.hdrs = hdrs_build(x->req))) {
+    if (!(l->s.hdrs = hdrs_build(x->req, ua))) {
       st = LLMR_E_NOMEM;
       goto out;
     }
@@ -626,6 +673,11 @@ static void run(llmr__transport *t, leg *legs, int n, race_state *race,
 }
 
 /* Fill in x's results from a transfer that ran (or could not start). */
+static void fail_xfer(llmr__xfer *x, llmr_status st) {
+  x->st = st;
+  llmr__errf(x->err, sizeof(x->err), "%s", llmr_status_str(st));
+}
+
 static void leg_result(llmr__transport *t, leg *l) {
   llmr__xfer *x = l->x;
   long code = 0, reqsize = 0;
@@ -688,11 +740,6 @@ static void xfer_reset(llmr__xfer *x) {
   x->started = 0;
   x->sent = 0;
   x->cancelled = 0;
-}
-
-static void fail_xfer(llmr__xfer *x, llmr_status st) {
-  x->st = st;
-  llmr__errf(x->err, sizeof(x->err), "%s", llmr_status_str(st));
 }
 
 int llmr__transport_race(llmr__transport *t, llmr__xfer *a, llmr__xfer *b,

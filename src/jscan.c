@@ -45,15 +45,26 @@ static const unsigned char str_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1};
 
+/* Whether any of the 8 bytes at p is one of str_stop's (SWAR: a byte is
+ * below 0x20, or equal to '"' or '\\', exactly when its lane of the
+ * matching word below has its high bit set; no false positives, since
+ * each test's borrow only runs into higher lanes that already match). */
+static int stop8(const char *p) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t w, q, b;
+  memcpy(&w, p, 8);
+  q = w ^ (ones * '"');
+  b = w ^ (ones * '\\');
+  return (((w - ones * 0x20) | (q - ones) | (b - ones)) & ~w & high) != 0;
+}
+
 int llmr__js_string(llmr__jcur *c, llmr__span *sp) {
   const char *q = c->p + 1, *e = c->e;
   memset(sp, 0, sizeof(*sp));
   for (;;) {
-    /* the common run: plain bytes, four at a time while they last */
-    while (e - q >= 4 && !str_stop[(unsigned char)q[0]] &&
-           !str_stop[(unsigned char)q[1]] && !str_stop[(unsigned char)q[2]] &&
-           !str_stop[(unsigned char)q[3]])
-      q += 4;
+    /* the common run: plain bytes, eight at a time while they last */
+    while (e - q >= 8 && !stop8(q))
+      q += 8;
     while (q < e && !str_stop[(unsigned char)*q])
       q++;
     if (q >= e)

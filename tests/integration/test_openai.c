@@ -120,6 +120,8 @@ static void test_success_and_request_shape(void **state) {
                       "/v1/chat/completions");
   assert_string_equal(hdr(got, "authorization"), "Bearer sk-test-0000");
   assert_string_equal(hdr(got, "content-type"), "application/json");
+  assert_string_equal(hdr(got, "user-agent"),
+                      "libllmroute/" LLMR_VERSION_STRING);
   expected_json = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":"
                   "\"system\",\"content\":\"Be terse.\"},{\"role\":\"user\","
                   "\"content\":\"hello\"}],\"temperature\":0.25,\"top_p\":0.5,"
@@ -806,9 +808,45 @@ static void test_key_never_in_output(void **state) {
   llmr_router_free(r);
 }
 
+
+/* The User-Agent: the router's "user_agent", sent once; a provider's own
+ * User-Agent header replaces it (never both); the same over the pooled,
+ * reused connection as on the first call. */
+static void test_user_agent(void **state) {
+  const char *oa[] = {"openai/gpt-4o-mini"}, *own[] = {"mine/gpt-4o-mini"};
+  char conf[1024];
+  llmr_router *r = NULL;
+  llmr_response *resp;
+  cJSON *got;
+  int i;
+  (void)state;
+  snprintf(conf, sizeof(conf),
+           "{\"use_env\":false,\"user_agent\":\"agent-x/1.2\","
+           "\"providers\":{\"openai\":{\"base_url\":\"%s/v1\","
+           "\"api_key\":\"sk-test-0000\"},\"mine\":{\"adapter\":"
+           "\"openai\",\"base_url\":\"%s/v1\",\"api_key\":"
+           "\"sk-test-0000\",\"headers\":{\"User-Agent\":\"own/3\"}}}}",
+           E.base, E.base);
+  assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
+  for (i = 0; i < 2; i++) {
+    resp = call(r, oa, 1, LLMR_OK);
+    got = emu_request(&E, -1);
+    assert_string_equal(hdr(got, "user-agent"), "agent-x/1.2");
+    cJSON_Delete(got);
+    llmr_response_free(resp);
+    resp = call(r, own, 1, LLMR_OK);
+    got = emu_request(&E, -1);
+    assert_string_equal(hdr(got, "user-agent"), "own/3");
+    cJSON_Delete(got);
+    llmr_response_free(resp);
+  }
+  llmr_router_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_success_and_request_shape, reset),
+      cmocka_unit_test_setup(test_user_agent, reset),
       cmocka_unit_test_setup(test_tool_calls, reset),
       cmocka_unit_test_setup(test_error_classes, reset),
       cmocka_unit_test_setup(test_retry_after_http_date, reset),
