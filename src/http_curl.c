@@ -43,17 +43,19 @@ typedef struct slot {
  * CURLOPT_HTTPHEADER only reads a curl_slist, whose layout is public API;
  * the block is never given to curl_slist_free_all.
  */
+/* At most this many lines of the transport's own after a request's (its
+ * User-Agent and Accept-Encoding: hdrs_extra). */
+#define HDRS_EXTRA 2
+
 static struct curl_slist *hdrs_build(const llmr_http_request *r,
-                                     const char *ua) {
-  static const char expect[] = "Expect:", ua_name[] = "User-Agent: ";
+                                     const char *const *extra, size_t n_extra) {
+  static const char expect[] = "Expect:";
   struct curl_slist *nodes;
   size_t i, n = r->n_headers, k, need, nlen, vlen;
-  size_t ualen = ua ? strlen(ua) : 0;
   char *d;
-  if (n > (SIZE_MAX - sizeof(expect)) / sizeof(*nodes) - 2 ||
-      ualen > SIZE_MAX / 4)
+  if (n > (SIZE_MAX - sizeof(expect)) / sizeof(*nodes) - 1 - HDRS_EXTRA)
     return NULL;
-  need = (n + 2) * sizeof(*nodes) + sizeof(expect) + sizeof(ua_name) + ualen;
+  need = (n + n_extra + 1) * sizeof(*nodes) + sizeof(expect);
   for (i = 0; i < n; i++) {
     nlen = strlen(r->headers[i].name);
     vlen = strlen(r->headers[i].value);
@@ -62,9 +64,11 @@ static struct curl_slist *hdrs_build(const llmr_http_request *r,
       return NULL;
     need += nlen + vlen + 3; /* "name: value\0" */
   }
+  for (i = 0; i < n_extra; i++)
+    need += strlen(extra[i]) + 1; /* short lines of the transport's */
   if (!(nodes = llmr__secret_alloc(need)))
     return NULL;
-  d = (char *)(nodes + n + 2);
+  d = (char *)(nodes + n + n_extra + 1);
   for (i = 0; i < n; i++) {
     nlen = strlen(r->headers[i].name);
     vlen = strlen(r->headers[i].value);
@@ -75,22 +79,18 @@ static struct curl_slist *hdrs_build(const llmr_http_request *r,
     memcpy(d + nlen + 2, r->headers[i].value, vlen);
     d += nlen + vlen + 3; /* the block is zeroed: the NUL is there */
   }
-  k = n;
-  /* the User-Agent rides in the list: CURLOPT_USERAGENT would be
-   * formatted again for every transfer (bench/PROFILE.md) */
-  if (ua) {
-    memcpy(d, ua_name, sizeof(ua_name) - 1);
-    memcpy(d + sizeof(ua_name) - 1, ua, ualen);
-    nodes[k].data = d;
-    nodes[k].next = &nodes[k + 1];
-    d += sizeof(ua_name) + ualen;
-    k++;
+  for (k = 0; k < n_extra; k++) {
+    nlen = strlen(extra[k]);
+    memcpy(d, extra[k], nlen);
+    nodes[n + k].data = d;
+    nodes[n + k].next = &nodes[n + k + 1];
+    d += nlen + 1;
   }
   /* curl would send "Expect: 100-continue" for larger bodies: one more
    * round trip for nothing against every provider we know */
   memcpy(d, expect, sizeof(expect));
-  nodes[k].data = d;
-  nodes[k].next = NULL;
+  nodes[n + n_extra].data = d;
+  nodes[n + n_extra].next = NULL;
   return nodes;
 }
 
@@ -109,6 +109,12 @@ struct llmr__transport {
   size_t max_response_bytes;
   char *ca_file;
   char *user_agent;
+  /* Header lines curl would otherwise format for every transfer, sent
+   * from the cached list instead (bench/PROFILE.md): "User-Agent: ..."
+   * and the "Accept-Encoding: ..." that CURLOPT_ACCEPT_ENCODING "" makes
+   * curl send (the same list, read from curl's features); NULL: none. */
+  char *ua_line;
+  char *ae_line;
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access,
@@ -123,6 +129,37 @@ static void share_unlock(CURL *h, curl_lock_data data, void *user) {
   llmr__transport *t = user;
   (void)h;
   pthread_mutex_unlock(&t->locks[data]);
+}
+
+/* t->ua_line and t->ae_line; -1 on out of memory. */
+static int lines_init(llmr__transport *t) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  llmr__buf b = {0};
+  if (*t->user_agent &&
+      (llmr__buf_puts(&b, "User-Agent: ") ||
+       llmr__buf_puts(&b, t->user_agent) || !(t->ua_line = b.data)))
+    goto oom;
+  b = (llmr__buf){0};
+  /* libcurl's own list for CURLOPT_ACCEPT_ENCODING "" (lib/content_encoding.c:
+   * its decoders in this order, ", " between); decoding stays curl's */
+  if (v && (v->features & CURL_VERSION_LIBZ) &&
+      llmr__buf_puts(&b, "Accept-Encoding: deflate, gzip"))
+    goto oom;
+#ifdef CURL_VERSION_BROTLI
+  if (b.len && v && (v->features & CURL_VERSION_BROTLI) &&
+      llmr__buf_puts(&b, ", br"))
+    goto oom;
+#endif
+#ifdef CURL_VERSION_ZSTD
+  if (b.len && v && (v->features & CURL_VERSION_ZSTD) &&
+      llmr__buf_puts(&b, ", zstd"))
+    goto oom;
+#endif
+  t->ae_line = b.data;
+  return 0;
+oom:
+  llmr__buf_free(&b);
+  return -1;
 }
 
 llmr_status llmr__transport_new(const llmr__transport_opts *o,
@@ -145,7 +182,7 @@ llmr_status llmr__transport_new(const llmr__transport_opts *o,
   if ((o->ca_file && !(t->ca_file = llmr__strdup(o->ca_file))) ||
       !(t->user_agent = llmr__strdup(o->user_agent ? o->user_agent
                                                    : "libllmroute/" LLMR_VERSION_STRING)) ||
-      !(t->share = curl_share_init()))
+      !(t->share = curl_share_init()) || lines_init(t) != 0)
     goto fail;
   curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock);
   curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
@@ -181,6 +218,8 @@ void llmr__transport_free(llmr__transport *t) {
   pthread_mutex_destroy(&t->pool_mu);
   llmr__free(t->ca_file);
   llmr__free(t->user_agent);
+  llmr__free(t->ua_line);
+  llmr__free(t->ae_line);
   llmr__free(t);
 }
 
@@ -435,7 +474,7 @@ typedef struct leg {
 
 /* Does l hold exactly the lines leg_prepare would build for r? */
 static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r,
-                      const char *ua) {
+                      const char *const *extra, size_t n_extra) {
   size_t i, n;
   for (i = 0; i < r->n_headers; i++, l = l->next) {
     const char *name = r->headers[i].name;
@@ -444,33 +483,38 @@ static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r,
         l->data[n + 1] != ' ' || strcmp(l->data + n + 2, r->headers[i].value))
       return 0;
   }
-  if (ua) {
-    if (!l || strncmp(l->data, "User-Agent: ", 12) != 0 ||
-        strcmp(l->data + 12, ua) != 0)
+  for (i = 0; i < n_extra; i++, l = l->next)
+    if (!l || strcmp(l->data, extra[i]) != 0)
       return 0;
-    l = l->next;
-  }
   return l && strcmp(l->data, "Expect:") == 0 && !l->next;
 }
 
-/* The User-Agent line to add to r's headers: the transport's, unless r
- * brings its own (or the transport's is empty). */
-static const char *hdrs_ua(const llmr__transport *t,
-                           const llmr_http_request *r) {
+/* Whether r brings a header named name. */
+static int req_has(const llmr_http_request *r, const char *name) {
   size_t i;
-  if (!t->user_agent || !*t->user_agent)
-    return NULL;
   for (i = 0; i < r->n_headers; i++)
-    if (llmr__strcaseeq(r->headers[i].name, "User-Agent"))
-      return NULL;
-  return t->user_agent;
+    if (llmr__strcaseeq(r->headers[i].name, name))
+      return 1;
+  return 0;
+}
+
+/* The transport's lines to add after r's: each unless r has its own. */
+static size_t hdrs_extra(const llmr__transport *t, const llmr_http_request *r,
+                         const char *extra[HDRS_EXTRA]) {
+  size_t n = 0;
+  if (t->ua_line && !req_has(r, "User-Agent"))
+    extra[n++] = t->ua_line;
+  if (t->ae_line && !req_has(r, "Accept-Encoding"))
+    extra[n++] = t->ae_line;
+  return n;
 }
 
 /* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
 static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
                                int idx) {
   llmr__xfer *x = l->x;
-  const char *ua;
+  const char *extra[HDRS_EXTRA];
+  size_t n_extra;
   long connect_ms;
   llmr_status st = LLMR_OK;
 
@@ -481,10 +525,10 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->have_slot = 1;
   /* the header lines stay on the slot between transfers and are built
    * again only when they differ (a different provider, key or stream) */
-  ua = hdrs_ua(t, x->req);
-  if (!hdrs_match(l->s.hdrs, x->req, ua)) {
+  n_extra = hdrs_extra(t, x->req, extra);
+  if (!hdrs_match(l->s.hdrs, x->req, extra, n_extra)) {
     hdrs_free(l->s.hdrs);
-    if (!(l->s.hdrs = hdrs_build(x->req, ua))) {
+    if (!(l->s.hdrs = hdrs_build(x->req, extra, n_extra))) {
       st = LLMR_E_NOMEM;
       goto out;
     }

@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <curl/curl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -843,10 +844,73 @@ static void test_user_agent(void **state) {
   llmr_router_free(r);
 }
 
+static size_t discard(char *p, size_t s, size_t n, void *u) {
+  (void)p;
+  (void)u;
+  return s * n;
+}
+
+/* Accept-Encoding: the library sends, from its cached header list, the
+ * very line libcurl itself sends for CURLOPT_ACCEPT_ENCODING "" (checked
+ * against a plain libcurl request to the same emulator). */
+static void test_accept_encoding(void **state) {
+  const char *oa[] = {"openai/gpt-4o-mini"};
+  llmr_router *r = router_with("");
+  llmr_response *resp;
+  struct curl_slist *h = NULL;
+  char url[512];
+  char *plain;
+  cJSON *got;
+  CURL *c = curl_easy_init();
+  (void)state;
+  assert_non_null(c);
+  snprintf(url, sizeof(url), "%s/v1/chat/completions", E.base);
+  h = curl_slist_append(h, "Authorization: Bearer sk-test-0000");
+  h = curl_slist_append(h, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+                   "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":"
+                   "\"user\",\"content\":\"hi\"}]}");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  assert_int_equal(curl_easy_perform(c), CURLE_OK);
+  curl_easy_cleanup(c);
+  curl_slist_free_all(h);
+  got = emu_request(&E, -1);
+  assert_non_null(hdr(got, "accept-encoding"));
+  plain = strdup(hdr(got, "accept-encoding"));
+  cJSON_Delete(got);
+
+  resp = call(r, oa, 1, LLMR_OK);
+  got = emu_request(&E, -1);
+  assert_string_equal(hdr(got, "accept-encoding"), plain);
+  cJSON_Delete(got);
+  llmr_response_free(resp);
+  free(plain);
+
+  /* and a gzip-compressed answer is still decoded (by libcurl) */
+  assert_int_equal(
+      emu_script(&E, "{\"model\":\"gpt-4o-mini\",\"default\":{\"kind\":"
+                     "\"raw\",\"encoding\":\"gzip\",\"body\":{\"id\":"
+                     "\"c-gz\",\"object\":\"chat.completion\",\"choices\":[{"
+                     "\"index\":0,\"message\":{\"role\":\"assistant\","
+                     "\"content\":\"squeezed\"},\"finish_reason\":\"stop\"}],"
+                     "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":"
+                     "1,\"total_tokens\":4}}}}"),
+      0);
+  resp = call(r, oa, 1, LLMR_OK);
+  assert_string_equal(llmr_response_text(resp), "squeezed");
+  assert_string_equal(llmr_response_id(resp), "c-gz");
+  llmr_response_free(resp);
+  llmr_router_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_success_and_request_shape, reset),
       cmocka_unit_test_setup(test_user_agent, reset),
+      cmocka_unit_test_setup(test_accept_encoding, reset),
       cmocka_unit_test_setup(test_tool_calls, reset),
       cmocka_unit_test_setup(test_error_classes, reset),
       cmocka_unit_test_setup(test_retry_after_http_date, reset),

@@ -22,6 +22,7 @@ Layout of this file:
 
 import argparse
 import collections
+import gzip
 import http.server
 import json
 import os
@@ -259,6 +260,8 @@ def validate_action(a, presets):
             raise ValueError("%s must be a string" % key)
     if "with_ids" in a and not isinstance(a["with_ids"], bool):
         raise ValueError("with_ids must be a boolean")
+    if "encoding" in a and a["encoding"] not in (None, "gzip"):
+        raise ValueError("encoding must be \"gzip\" (raw bodies only)")
     if "body_prefix" in a and not isinstance(a["body_prefix"], str):
         raise ValueError("body_prefix must be a string")
     if "chunking" in a and a["chunking"] not in CHUNKINGS:
@@ -2350,7 +2353,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = a.get("body", "")
             if isinstance(body, str):
                 body = body.encode("utf-8", "surrogatepass")
-            return self._send_reply(Reply(a.get("status") or 200, body, a.get("headers")))
+            hdrs = a.get("headers")
+            if a.get("encoding") == "gzip":  # as a compressing gateway sends it
+                body = gzip.compress(body if isinstance(body, bytes) else dumps(body))
+                hdrs = self._header_list(hdrs) + [("Content-Encoding", "gzip")]
+            return self._send_reply(Reply(a.get("status") or 200, body, hdrs))
         if kind == "stall":
             self._stall(a.get("ms"))
             return self._abort(a.get("reset", False))
