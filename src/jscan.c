@@ -6,7 +6,6 @@
  */
 #include "jscan.h"
 
-#include <limits.h>
 #include <string.h>
 
 static int hexval(char ch) {
@@ -337,34 +336,69 @@ int llmr__span_eq(const llmr__span *sp, const char *s) {
   return eq;
 }
 
-/* ---- JSON out, as cJSON prints it ------------------------------------------
- * Values are printed by cJSON itself (cJSON_PrintPreallocated on an item
- * on the stack) straight into the buffer: the bytes of
- * cJSON_PrintUnformatted, without a tree. */
+/* ---- JSON out --------------------------------------------------------------
+ * Strings are escaped here, in one of two styles: cJSON's (what
+ * cJSON_PrintUnformatted writes: \" \\ \b \f \n \r \t, \u00xx for the other
+ * control characters, everything else as is) for request bodies that must
+ * match the tree writer byte for byte, and the ledger's (\b and \f as
+ * \u00xx, DEL escaped too: a ledger line holds no control byte). Numbers
+ * are printed by cJSON itself (cJSON_PrintPreallocated on an item on the
+ * stack). */
+
+static int json_str(llmr__buf *b, const char *s, size_t n, int cjson) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, run = 0;
+  if (!s)
+    return llmr__buf_append(b, "null", 4);
+  if (llmr__buf_append(b, "\"", 1) != 0)
+    return -1;
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    char esc[7];
+    size_t en = 2;
+    if (ch >= 0x20 && ch != '"' && ch != '\\' && (cjson || ch != 0x7f))
+      continue;
+    if (llmr__buf_append(b, s + run, i - run) != 0)
+      return -1;
+    run = i + 1;
+    esc[0] = '\\';
+    switch (ch) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    case '\b':
+    case '\f':
+      if (cjson) {
+        esc[1] = ch == '\b' ? 'b' : 'f';
+        break;
+      }
+      /* fall through */
+    default:
+      memcpy(esc + 1, "u00", 3);
+      esc[4] = hex[ch >> 4];
+      esc[5] = hex[ch & 15];
+      en = 6;
+    }
+    if (llmr__buf_append(b, esc, en) != 0)
+      return -1;
+  }
+  if (llmr__buf_append(b, s + run, n - run) != 0)
+    return -1;
+  return llmr__buf_append(b, "\"", 1);
+}
 
 int llmr__buf_cjson_str(llmr__buf *b, const char *s) {
-  const unsigned char *q;
-  size_t need = 2; /* the quotes */
-  cJSON item;
-  for (q = (const unsigned char *)s; *q; q++) {
-    if (*q >= 32 && *q != '"' && *q != '\\')
-      need += 1;
-    else if (*q == '"' || *q == '\\' || *q == '\b' || *q == '\f' ||
-             *q == '\n' || *q == '\r' || *q == '\t')
-      need += 2;
-    else
-      need += 6; /* \u00XX */
-  }
-  /* cJSON asks for 5 spare bytes in a preallocated buffer */
-  if (need > INT_MAX - 8 || llmr__buf_reserve(b, need + 6) != 0)
-    return -1;
-  memset(&item, 0, sizeof(item));
-  item.type = cJSON_String;
-  item.valuestring = (char *)(uintptr_t)s;
-  if (!cJSON_PrintPreallocated(&item, b->data + b->len, (int)need + 6, 0))
-    return -1;
-  b->len += strlen(b->data + b->len);
-  return 0;
+  return json_str(b, s, s ? strlen(s) : 0, 1);
+}
+
+int llmr__buf_json_strn(llmr__buf *b, const char *s, size_t n) {
+  return json_str(b, s, n, 0);
+}
+
+int llmr__buf_json_str(llmr__buf *b, const char *s) {
+  return json_str(b, s, s ? strlen(s) : 0, 0);
 }
 
 int llmr__buf_cjson_num(llmr__buf *b, double d) {

@@ -76,10 +76,14 @@ int llmr__span_append(llmr__buf *b, const llmr__span *sp);
 int llmr__span_eq(const llmr__span *sp, const char *s);
 
 /* s (NUL-terminated) as a JSON string and d as a JSON number, appended
- * to b byte for byte as cJSON_PrintUnformatted() writes them (cJSON
- * prints them); -1 on OOM or a string over INT_MAX bytes. */
+ * to b byte for byte as cJSON_PrintUnformatted() writes them; -1 on OOM.
+ * A NULL s is null. */
 int llmr__buf_cjson_str(llmr__buf *b, const char *s);
 int llmr__buf_cjson_num(llmr__buf *b, double d);
+/* s as a JSON string for a ledger line: no control byte or DEL left raw
+ * (null for a NULL s); -1 on OOM. */
+int llmr__buf_json_str(llmr__buf *b, const char *s);
+int llmr__buf_json_strn(llmr__buf *b, const char *s, size_t n);
 
 /* A string span's value appended to a response's text (reasoning = 0)
  * or reasoning (1), with llmr_response_append_text()'s contract: the

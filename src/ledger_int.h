@@ -78,10 +78,6 @@ int64_t llmr__month_of(int64_t t_ms); /* year * 12 + month - 1 */
  * ("2026-11-24T13:00Z", "2026-11-24", "2026-11") into label[32]. */
 int64_t llmr__bucket_of(int unit, int64_t t_ms, char label[32]);
 
-/* JSON string (or null for NULL) appended to b. */
-int llmr__buf_json_str(llmr__buf *b, const char *s);
-int llmr__buf_json_strn(llmr__buf *b, const char *s, size_t n);
-
 /* The file descriptor and path of an open ledger, for queries. */
 int llmr__ledger_fd(const llmr_ledger *l);
 const char *llmr__ledger_path(const llmr_ledger *l);

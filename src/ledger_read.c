@@ -344,49 +344,6 @@ int llmr__line_classify(const char *line, size_t n, llmr__recview *rv,
   return LLMR__LINE_BAD;
 }
 
-/* ---- JSON strings out --------------------------------------------------- */
-
-int llmr__buf_json_strn(llmr__buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
-  if (!s)
-    return llmr__buf_append(b, "null", 4);
-  if (llmr__buf_append(b, "\"", 1) != 0)
-    return -1;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    char esc[7];
-    size_t en = 2;
-    if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f)
-      continue;
-    if (llmr__buf_append(b, s + run, i - run) != 0)
-      return -1;
-    run = i + 1;
-    esc[0] = '\\';
-    switch (ch) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    default:
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[ch >> 4];
-      esc[5] = hex[ch & 15];
-      en = 6;
-    }
-    if (llmr__buf_append(b, esc, en) != 0)
-      return -1;
-  }
-  if (llmr__buf_append(b, s + run, n - run) != 0)
-    return -1;
-  return llmr__buf_append(b, "\"", 1);
-}
-
-int llmr__buf_json_str(llmr__buf *b, const char *s) {
-  return llmr__buf_json_strn(b, s, s ? strlen(s) : 0);
-}
-
 /* ---- the line reader ---------------------------------------------------- */
 
 #define LR_CHUNK ((size_t)1 << 20)

@@ -115,6 +115,9 @@ int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
 
   if (!oa_plain(req))
     return 0;
+  /* one allocation for a short request (the buffer doubles past it) */
+  if (llmr__buf_reserve(out, 512) != 0)
+    return -1;
   /* the tree path's member order: the request's fields, then the stream
    * fields, then what a dialect renames (moved to the end) */
   if (PUT("{") ||
