@@ -85,7 +85,7 @@ FAILOVER="$B/bench/bench_failover --server $B/bench/bench_server --rounds 300 --
 } >> "$tmp"
 echo "== bench_failover"
 $FAILOVER | tee -a "$tmp"
-OVERHEAD="$B/bench/bench_overhead --upstream $B/bench/bench_upstream --threads 1,4,16 --rounds 5 --seconds 1 --warmup-s 0.3"
+OVERHEAD="$B/bench/bench_overhead --upstream $B/bench/bench_upstream --threads 1,4,16 --rounds 9 --seconds 1 --warmup-s 0.3"
 MEMORY="$B/bench/bench_overhead memory --upstream $B/bench/bench_upstream --runs 5 --threads 16 --calls 10000,100000"
 {
   echo

@@ -620,6 +620,8 @@ static void test_proxy_from_environment(void **state) {
   assert_non_null(strstr(cJSON_GetObjectItem(got, "path")->valuestring,
                          "/v1/chat/completions"));
   assert_string_equal(hdr(got, "host"), "api.example.invalid");
+  assert_string_equal(hdr(got, "user-agent"),
+                      "libllmroute/" LLMR_VERSION_STRING);
   cJSON_Delete(got);
   llmr_response_free(resp);
   llmr_router_free(r);
