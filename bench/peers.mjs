@@ -207,7 +207,7 @@ async function main() {
            'raw libcurl client (the cheapest client here, with the same body plus the two `x-portkey-*` headers ' +
            'that route it to the same upstream), so everything it adds is the gateway. The SDK runs N async ' +
            'loops on one client in one Node process. Median of the rounds (min – max); times in µs.\n');
-  out.push(`Upstream capacity, measured once per round as above: ${fmt(cap)} req/s, ` +
+  out.push(`Upstream capacity, measured once per round as above (\`bench_overhead capacity\`: 32 connections, HTTP/1.1 pipelining 16 deep, generator and upstream pinned to a CPU each): ${fmt(cap)} req/s, ` +
            `${(cap.med / fastest).toFixed(1)}× the fastest row (${fastest.toFixed(0)} req/s).` +
            (cap.med / fastest >= 3 ? '' : ' **Below 3×: the fastest rows share the 2 cores with the upstream.**') + '\n');
   out.push('| client | req/s, 1 at a time | req/s, 16 concurrent | p50 latency, 1 at a time | added p50 vs raw libcurl | p99, 1 at a time | client CPU µs/call (16) |');
