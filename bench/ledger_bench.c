@@ -1,15 +1,19 @@
 /*
  * bench_ledger: the token ledger at scale.
  *
- *   bench_ledger [--records N] [--synced M] [--dir DIR]
+ *   bench_ledger [--records N] [--synced M] [--interval K] [--runs R]
+ *                [--dir DIR]
  *
  * Appends N records (default 1,000,000) through the library's own append
  * path (format, SHA-256 chain, flock, catch-up, one write() each) with
- * fsync "never", then M more (default 2,000) with fsync "always"; then
- * times open (tail only, and with a budget: a full scan), queries (totals,
- * by model, by day, model x day series), verify, each in a child process
- * whose peak RSS is the memory that step used. Prints a Markdown table.
- * Measurements, not a test: nothing here asserts a number.
+ * each fsync policy: "never" (N records), a 100 ms interval (K, default
+ * 100,000) and "always" (M, default 2,000), each into a fresh file, R
+ * times (default 5). Then, on the last N-record file, times open (tail
+ * only, and with a budget: a full scan), queries (totals, by model, by
+ * day, model x day series) and verify, R times each, each in a child
+ * process whose peak RSS is the memory that step used. Prints a Markdown
+ * table: median of the R runs (min - max). Measurements, not a test:
+ * nothing here asserts a number.
  */
 #include "internal.h"
 
@@ -174,69 +178,120 @@ static step_result run_step(const char *path, int kind) {
   return r;
 }
 
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* "median (min - max)" of v[0..n) into out (v is sorted). */
+static void mmm(double *v, int n, const char *fmt, char *out, size_t size) {
+  char a[32], b[32], c[32];
+  qsort(v, (size_t)n, sizeof(*v), cmp_d);
+  snprintf(a, sizeof(a), fmt, n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
+  snprintf(b, sizeof(b), fmt, v[0]);
+  snprintf(c, sizeof(c), fmt, v[n - 1]);
+  snprintf(out, size, "%s (%s – %s)", a, b, c);
+}
+
+#define MAX_RUNS 64
+
 int main(int argc, char **argv) {
-  long n = 1000000, synced = 2000;
+  long n = 1000000, synced = 2000, interval = 100000;
+  int runs = 5;
   const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-  char dir[512], path[600], spath[600], cmd[700];
-  double secs;
+  char dir[512], path[600], cmd[700], c1[128], c2[128], c3[128];
+  double secs[MAX_RUNS], rate[MAX_RUNS], rss[MAX_RUNS];
   struct stat stb;
-  int i;
+  int i, k;
   int64_t t0 = llmr__wall_ms() - 90LL * 86400000;
   static const char *const names[] = {
       "query: totals",       "query: by model",      "query: by day",
       "query: model x day",  "open (tail only)",     "open with a budget (full scan)",
       "verify (SHA-256 chain)"};
   static const int order[] = {4, 5, 0, 1, 2, 3, 6};
+  static const struct {
+    const char *name, *opts;
+  } policies[] = {{"never", "{\"fsync\":\"never\"}"},
+                  {"every 100 ms", "{\"fsync\":100}"},
+                  {"always", "{\"fsync\":\"always\"}"}};
 
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
       n = atol(argv[++i]);
     else if (strcmp(argv[i], "--synced") == 0 && i + 1 < argc)
       synced = atol(argv[++i]);
+    else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc)
+      interval = atol(argv[++i]);
+    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+      runs = atoi(argv[++i]);
     else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
       base = argv[++i];
     else {
-      fprintf(stderr,
-              "usage: bench_ledger [--records N] [--synced M] [--dir DIR]\n");
+      fprintf(stderr, "usage: bench_ledger [--records N] [--synced M] "
+                      "[--interval K] [--runs R] [--dir DIR]\n");
       return 2;
     }
+  }
+  if (runs < 1 || runs > MAX_RUNS || n < 1) {
+    fprintf(stderr, "bench_ledger: --runs 1..%d, --records >= 1\n", MAX_RUNS);
+    return 2;
   }
   snprintf(dir, sizeof(dir), "%s/llmr-ledger-bench-XXXXXX", base);
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
     return 1;
   }
-  snprintf(path, sizeof(path), "%s/ledger.jsonl", dir);
-  snprintf(spath, sizeof(spath), "%s/synced.jsonl", dir);
 
-  printf("## Ledger benchmark\n\n%ld records, file in %s\n\n", n, base);
-  printf("| step | records | seconds | records/s | peak RSS |\n");
+  printf("%ld records, file system of %s; %d runs of each step, median "
+         "(min – max)\n\n",
+         n, base, runs);
+  printf("| step | records | seconds | records/s | peak RSS, MB |\n");
   printf("| --- | ---: | ---: | ---: | ---: |\n");
-  if (append_many(path, "{\"fsync\":\"never\"}", n, t0, &secs) != 0)
-    return 1;
-  stat(path, &stb);
-  printf("| append, fsync never | %ld | %.2f | %.0f | (%.0f MB file, %.0f "
-         "bytes/record) |\n",
-         n, secs, (double)n / secs, (double)stb.st_size / 1e6,
-         (double)stb.st_size / (double)n);
-  if (synced > 0) {
-    if (append_many(spath, "{\"fsync\":\"always\"}", synced, t0, &secs) != 0)
-      return 1;
-    printf("| append, fsync always | %ld | %.2f | %.0f | |\n", synced, secs,
-           (double)synced / secs);
+  for (k = 0; k < 3; k++) {
+    long count = k == 0 ? n : k == 1 ? interval : synced;
+    if (count <= 0)
+      continue;
+    for (i = 0; i < runs; i++) {
+      snprintf(path, sizeof(path), "%s/append-%d-%d.jsonl", dir, k, i);
+      if (append_many(path, policies[k].opts, count, t0, &secs[i]) != 0)
+        return 1;
+      rate[i] = (double)count / secs[i];
+      if (k == 0 && i == runs - 1)
+        break; /* the last big file stays for the reads below */
+      unlink(path);
+    }
+    mmm(secs, runs, "%.2f", c1, sizeof(c1));
+    mmm(rate, runs, "%.0f", c2, sizeof(c2));
+    if (k == 0) {
+      stat(path, &stb);
+      printf("| append, fsync %s | %ld | %s | %s | (%.0f MB file, %.0f "
+             "bytes/record) |\n",
+             policies[k].name, count, c1, c2, (double)stb.st_size / 1e6,
+             (double)stb.st_size / (double)count);
+    } else {
+      printf("| append, fsync %s | %ld | %s | %s | |\n", policies[k].name,
+             count, c1, c2);
+    }
+    fflush(stdout);
   }
-  fflush(stdout);
-  for (i = 0; i < 7; i++) {
-    step_result r = run_step(path, order[i]);
-    long long recs = order[i] >= 4 && order[i] <= 5 ? n : r.records;
-    char rate[32];
-    if (order[i] == 4) /* reads the last lines only: no rate to speak of */
-      snprintf(rate, sizeof(rate), "-");
-    else
-      snprintf(rate, sizeof(rate), "%.0f",
-               r.secs > 0 ? (double)recs / r.secs : 0);
-    printf("| %s | %lld | %.3f | %s | %.1f MB |%s\n", names[order[i]], recs,
-           r.secs, rate, (double)r.maxrss_kb / 1024.0, r.ok ? "" : " FAILED");
+  snprintf(path, sizeof(path), "%s/append-0-%d.jsonl", dir, runs - 1);
+  for (k = 0; k < 7; k++) {
+    long long recs = 0;
+    int ok = 1;
+    for (i = 0; i < runs; i++) {
+      step_result r = run_step(path, order[k]);
+      recs = order[k] >= 4 && order[k] <= 5 ? n : r.records;
+      ok &= r.ok;
+      secs[i] = r.secs;
+      rate[i] = r.secs > 0 ? (double)recs / r.secs : 0;
+      rss[i] = (double)r.maxrss_kb / 1024.0;
+    }
+    mmm(secs, runs, "%.3f", c1, sizeof(c1));
+    mmm(rate, runs, "%.0f", c2, sizeof(c2));
+    mmm(rss, runs, "%.1f", c3, sizeof(c3));
+    /* open (tail only) reads the last lines: no rate to speak of */
+    printf("| %s | %lld | %s | %s | %s |%s\n", names[order[k]], recs, c1,
+           order[k] == 4 ? "-" : c2, c3, ok ? "" : " FAILED");
     fflush(stdout);
   }
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

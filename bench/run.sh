@@ -26,6 +26,8 @@ if [ "$mode" = smoke ]; then
   echo "== bench-smoke: bench_overhead profile (the workload, no valgrind)"
   "$B/bench/bench_overhead" profile --upstream "$B/bench/bench_upstream" \
     --calls 50
+  echo "== bench-smoke: bench_ledger"
+  "$B/bench/bench_ledger" --records 2000 --interval 500 --synced 20 --runs 1
   echo "bench-smoke: ok"
   exit 0
 fi
@@ -129,6 +131,22 @@ $MEMORY | tee -a "$tmp"
 } >> "$tmp"
 echo "== bench-peers"
 B=$B sh bench/peers.sh 5 1 | tee -a "$tmp" || true
+LEDGER="$B/bench/bench_ledger --records 1000000 --interval 100000 --synced 2000 --runs 5"
+{
+  echo
+  echo "## Ledger: appends under each fsync policy, reads over 1,000,000 records"
+  echo
+  echo "\`$LEDGER\` (\`make bench-ledger\`)"
+  echo
+  echo "Appends go through the library's own path (format, SHA-256 chain, flock,"
+  echo "one write() each) into a fresh file per run; the reads run on the last"
+  echo "1,000,000-record file, each in a child process whose peak RSS is the"
+  echo "step's memory. The file system is the machine's /tmp (fsync cost depends"
+  echo "on it)."
+  echo
+} >> "$tmp"
+echo "== bench_ledger"
+$LEDGER | tee -a "$tmp"
 # the hand-written "Hot path: before and after" record is kept, not rerun
 if [ -f "$out" ] && grep -q '^## Hot path: before and after' "$out"; then
   echo >> "$tmp"
