@@ -183,14 +183,12 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* "median (min - max)" of v[0..n) into out (v is sorted). */
-static void mmm(double *v, int n, const char *fmt, char *out, size_t size) {
-  char a[32], b[32], c[32];
+/* "median (min - max)" of v[0..n), prec decimals, into out (sorts v). */
+static void mmm(double *v, int n, int prec, char *out, size_t size) {
   qsort(v, (size_t)n, sizeof(*v), cmp_d);
-  snprintf(a, sizeof(a), fmt, n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
-  snprintf(b, sizeof(b), fmt, v[0]);
-  snprintf(c, sizeof(c), fmt, v[n - 1]);
-  snprintf(out, size, "%s (%s – %s)", a, b, c);
+  snprintf(out, size, "%.*f (%.*f – %.*f)", prec,
+           n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, prec, v[0],
+           prec, v[n - 1]);
 }
 
 #define MAX_RUNS 64
@@ -260,8 +258,8 @@ int main(int argc, char **argv) {
         break; /* the last big file stays for the reads below */
       unlink(path);
     }
-    mmm(secs, runs, "%.2f", c1, sizeof(c1));
-    mmm(rate, runs, "%.0f", c2, sizeof(c2));
+    mmm(secs, runs, 2, c1, sizeof(c1));
+    mmm(rate, runs, 0, c2, sizeof(c2));
     if (k == 0) {
       stat(path, &stb);
       printf("| append, fsync %s | %ld | %s | %s | (%.0f MB file, %.0f "
@@ -286,9 +284,9 @@ int main(int argc, char **argv) {
       rate[i] = r.secs > 0 ? (double)recs / r.secs : 0;
       rss[i] = (double)r.maxrss_kb / 1024.0;
     }
-    mmm(secs, runs, "%.3f", c1, sizeof(c1));
-    mmm(rate, runs, "%.0f", c2, sizeof(c2));
-    mmm(rss, runs, "%.1f", c3, sizeof(c3));
+    mmm(secs, runs, 3, c1, sizeof(c1));
+    mmm(rate, runs, 0, c2, sizeof(c2));
+    mmm(rss, runs, 1, c3, sizeof(c3));
     /* open (tail only) reads the last lines: no rate to speak of */
     printf("| %s | %lld | %s | %s | %s |%s\n", names[order[k]], recs, c1,
            order[k] == 4 ? "-" : c2, c3, ok ? "" : " FAILED");
