@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,19 @@ static char *header_block(llmr__header *hd, int secret, const char *name,
 }
 
 /* A reply header: "name\0value\0" in one block, no tag (replies carry no
- * key of ours). */
-static char *reply_header_block(llmr__header *hd, const char *name,
-                                size_t nlen, const char *value, size_t vlen) {
+ * key of ours), in the reply's arena while it has room, else the heap. */
+static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
+                                const char *name, size_t nlen,
+                                const char *value, size_t vlen) {
   char *b;
-  if (nlen > SIZE_MAX - 2 - vlen || !(b = llmr__malloc(nlen + vlen + 2)))
+  if (nlen > SIZE_MAX - 2 - vlen)
     return NULL;
+  if (nlen + vlen + 2 <= sizeof(h->arena) - h->arena_used) {
+    b = h->arena + h->arena_used;
+    h->arena_used += nlen + vlen + 2;
+  } else if (!(b = llmr__malloc(nlen + vlen + 2))) {
+    return NULL;
+  }
   memcpy(b, name, nlen);
   b[nlen] = '\0';
   memcpy(b + nlen + 1, value, vlen);
@@ -55,6 +63,11 @@ static char *reply_header_block(llmr__header *hd, const char *name,
   hd->name = b;
   hd->value = b + nlen + 1;
   return b;
+}
+
+static int in_arena(const llmr_http_response *h, const char *b) {
+  return (uintptr_t)b >= (uintptr_t)h->arena &&
+         (uintptr_t)b < (uintptr_t)(h->arena + sizeof(h->arena));
 }
 
 /* name[0..len) ends in s (lowercase letters, n of them), ASCII
@@ -97,16 +110,15 @@ int llmr__header_is_secret(const char *name, size_t len) {
   }
 }
 
-/* Header values can carry keys: credential headers are secret chunks
- * (llmr__secret_free wipes all of them); every other value is wiped as
- * well, since an adapter may send a key under a name we do not know (and
- * a reply's values, as always). `tagged`: request headers (header_block),
- * else reply headers (reply_header_block). */
-static void headers_free(llmr__header *h, size_t n, int tagged) {
+/* Request headers (header_block). Header values can carry keys:
+ * credential headers are secret chunks (llmr__secret_free wipes all of
+ * them); every other value is wiped as well, since an adapter may send a
+ * key under a name we do not know. */
+static void headers_free(llmr__header *h, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
-    char *b = tagged ? h[i].name - 1 : h[i].name;
-    if (tagged && *b) {
+    char *b = h[i].name - 1; /* the tag byte */
+    if (*b) {
       llmr__secret_free(b);
       continue;
     }
@@ -118,15 +130,31 @@ static void headers_free(llmr__header *h, size_t n, int tagged) {
 
 void llmr__http_request_clear(llmr_http_request *h) {
   llmr__free(h->url);
-  headers_free(h->headers, h->n_headers, 1);
+  headers_free(h->headers, h->n_headers);
   llmr__free(h->body);
   memset(h, 0, sizeof(*h));
 }
 
 void llmr__http_response_clear(llmr_http_response *h) {
-  headers_free(h->headers, h->n_headers, 0);
+  size_t i;
+  /* values are wiped (a reply may echo a key); the arena's blocks go
+   * with the memset below */
+  for (i = 0; i < h->n_headers; i++) {
+    llmr__wipe(h->headers[i].value, strlen(h->headers[i].value));
+    if (!in_arena(h, h->headers[i].name))
+      llmr__free(h->headers[i].name);
+  }
+  if (h->headers != h->inline_headers)
+    llmr__free(h->headers);
   llmr__buf_free(&h->body);
-  memset(h, 0, sizeof(*h));
+  llmr__wipe(h->arena, h->arena_used);
+  llmr__http_response_init(h);
+}
+
+void llmr__http_response_init(llmr_http_response *h) {
+  /* the inline array and the arena need no zeroing: arena_used says
+   * what is in use, and clear wipes that */
+  memset(h, 0, offsetof(llmr_http_response, inline_headers));
 }
 
 static int has_crlf(const char *s) { return strpbrk(s, "\r\n") != NULL; }
@@ -205,11 +233,23 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
                      end[-1] == '\t'))
     end--;
-  if (llmr__grow((void **)&h->headers, &h->cap_headers, h->n_headers + 1,
-                 sizeof(*h->headers)) != 0)
+  if (!h->headers) {
+    h->headers = h->inline_headers;
+    h->cap_headers = LLMR__REPLY_INLINE_HEADERS;
+  } else if (h->n_headers == h->cap_headers &&
+             h->headers == h->inline_headers) {
+    llmr__header *a = llmr__malloc(2 * h->cap_headers * sizeof(*a));
+    if (!a)
+      return LLMR_E_NOMEM;
+    memcpy(a, h->headers, h->n_headers * sizeof(*a));
+    h->headers = a;
+    h->cap_headers *= 2;
+  } else if (llmr__grow((void **)&h->headers, &h->cap_headers,
+                        h->n_headers + 1, sizeof(*h->headers)) != 0) {
     return LLMR_E_NOMEM;
+  }
   hd = &h->headers[h->n_headers];
-  if (!reply_header_block(hd, line, nlen, v, (size_t)(end - v)))
+  if (!reply_header_block(h, hd, line, nlen, v, (size_t)(end - v)))
     return LLMR_E_NOMEM;
   for (i = 0; i < nlen; i++)
     if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')

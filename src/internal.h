@@ -287,16 +287,28 @@ struct llmr_http_request {
   size_t body_len;
 };
 
+#define LLMR__REPLY_INLINE_HEADERS 16
+#define LLMR__REPLY_ARENA 1024
+
+/* Not to be copied by value once a header is in: headers may point into
+ * the struct itself (the inline array and arena: no allocation per
+ * header for a usual reply). Start it with llmr__http_response_init (or
+ * zero it); llmr__http_response_clear releases it and starts it again. */
 struct llmr_http_response {
   long status;
-  llmr__header *headers;
+  llmr__header *headers; /* inline_headers, or the heap past 16 */
   size_t n_headers;
   size_t cap_headers;
   llmr__buf body;
+  size_t arena_used;
+  llmr__header inline_headers[LLMR__REPLY_INLINE_HEADERS];
+  char arena[LLMR__REPLY_ARENA]; /* "name\0value\0" blocks, while they fit */
 };
 
 void llmr__http_request_clear(llmr_http_request *h);
 void llmr__http_response_clear(llmr_http_response *h);
+/* An empty reply (zeroing all of it works too). */
+void llmr__http_response_init(llmr_http_response *h);
 llmr_status llmr__http_response_add_header(llmr_http_response *h,
                                            const char *line, size_t len);
 /* Whether a header of this name carries a credential: the name ends (ASCII

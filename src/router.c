@@ -1203,7 +1203,7 @@ static llmr_status leg_build(leg *l) {
   llmr_status st;
   size_t i;
   memset(&l->http, 0, sizeof(l->http));
-  memset(&l->reply, 0, sizeof(l->reply));
+  llmr__http_response_init(&l->reply);
   memset(&l->g, 0, sizeof(l->g));
   l->streaming = c->sink && l->p->vt->stream_event;
   st = l->p->vt->build_request(l->p, c->req, l->native, l->streaming,

@@ -126,8 +126,43 @@ static void test_classify_non_json(void **state) {
   llmr__provider_free(p);
 }
 
+/* Reply headers: the first ones in the reply's own arena and array, more
+ * (and longer) ones on the heap; all of them found, case-insensitively,
+ * the later of two same-named ones winning; clear releases everything
+ * (ASan would see a leak) and the reply is usable again. */
+static void test_reply_headers(void **state) {
+  llmr_http_response h;
+  char line[2200], name[32], want[2100];
+  int round, i;
+  (void)state;
+  llmr__http_response_init(&h);
+  for (round = 0; round < 2; round++) {
+    for (i = 0; i < 40; i++) {
+      int vlen = i % 3 == 0 ? 1500 : 10 + i;
+      snprintf(line, sizeof(line), "X-Test-%d:  %0*d \r\n", i, vlen, i);
+      assert_int_equal(
+          llmr__http_response_add_header(&h, line, strlen(line)), LLMR_OK);
+    }
+    assert_int_equal(llmr__http_response_add_header(&h, "x-test-5: again\r\n",
+                                                    17),
+                     LLMR_OK);
+    for (i = 0; i < 40; i++) {
+      int vlen = i % 3 == 0 ? 1500 : 10 + i;
+      snprintf(name, sizeof(name), "x-TEST-%d", i);
+      snprintf(want, sizeof(want), "%0*d", vlen, i);
+      assert_string_equal(llmr_http_response_header(&h, name),
+                          i == 5 ? "again" : want);
+    }
+    assert_null(llmr_http_response_header(&h, "x-test-40"));
+    llmr__http_response_clear(&h);
+    assert_int_equal(h.n_headers, 0);
+    assert_null(llmr_http_response_header(&h, "x-test-1"));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reply_headers),
       cmocka_unit_test(test_build_stream_request),
       cmocka_unit_test(test_parse_bodies),
       cmocka_unit_test(test_classify_non_json),
