@@ -14,6 +14,43 @@
 #include <string.h>
 #include <time.h>
 
+/* n bytes from a struct's inline arena while they fit, else the heap
+ * (NULL when out of memory). */
+static char *arena_take(char *arena, size_t cap, size_t *used, size_t n) {
+  char *b;
+  if (n <= cap - *used) {
+    b = arena + *used;
+    *used += n;
+    return b;
+  }
+  return llmr__malloc(n);
+}
+
+static int in_range(const char *arena, size_t cap, const void *p) {
+  return (uintptr_t)p >= (uintptr_t)arena &&
+         (uintptr_t)p < (uintptr_t)(arena + cap);
+}
+
+/* The next header slot of an array that starts inline (inl, n_inl slots)
+ * and moves to the heap when it is full; NULL when out of memory. */
+static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
+                                 llmr__header *inl, size_t n_inl) {
+  if (!*arr) {
+    *arr = inl;
+    *cap = n_inl;
+  } else if (n == *cap && *arr == inl) {
+    llmr__header *a = llmr__malloc(2 * n_inl * sizeof(*a));
+    if (!a)
+      return NULL;
+    memcpy(a, inl, n * sizeof(*a));
+    *arr = a;
+    *cap = 2 * n_inl;
+  } else if (llmr__grow((void **)arr, cap, n + 1, sizeof(**arr)) != 0) {
+    return NULL;
+  }
+  return &(*arr)[n];
+}
+
 /* A header's name and value share one allocation: a tag byte, then
  * "name\0value\0", the value right after the name (one malloc per header,
  * not two). A request header that carries a credential
@@ -21,14 +58,16 @@
  * dumps, wiped when freed) and tagged 1, so that freeing need not classify
  * it again. The value may come in two parts (pre + value), so that "Bearer
  * <key>" is assembled in place. */
-static char *header_block(llmr__header *hd, int secret, const char *name,
-                          size_t nlen, const char *pre, size_t plen,
-                          const char *value, size_t vlen) {
+static char *header_block(llmr_http_request *h, llmr__header *hd,
+                          int secret, const char *name, size_t nlen,
+                          const char *pre, size_t plen, const char *value,
+                          size_t vlen) {
   char *b;
   if (vlen > SIZE_MAX - 3 || plen > SIZE_MAX - 3 - vlen ||
       nlen > SIZE_MAX - 3 - vlen - plen ||
       !(b = secret ? llmr__secret_alloc(nlen + plen + vlen + 3)
-                   : llmr__malloc(nlen + plen + vlen + 3)))
+                   : arena_take(h->arena, sizeof(h->arena), &h->arena_used,
+                                nlen + plen + vlen + 3)))
     return NULL;
   b[0] = (char)(secret != 0);
   memcpy(b + 1, name, nlen);
@@ -48,14 +87,10 @@ static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
                                 const char *name, size_t nlen,
                                 const char *value, size_t vlen) {
   char *b;
-  if (nlen > SIZE_MAX - 2 - vlen)
+  if (nlen > SIZE_MAX - 2 - vlen ||
+      !(b = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
+                       nlen + vlen + 2)))
     return NULL;
-  if (nlen + vlen + 2 <= sizeof(h->arena) - h->arena_used) {
-    b = h->arena + h->arena_used;
-    h->arena_used += nlen + vlen + 2;
-  } else if (!(b = llmr__malloc(nlen + vlen + 2))) {
-    return NULL;
-  }
   memcpy(b, name, nlen);
   b[nlen] = '\0';
   memcpy(b + nlen + 1, value, vlen);
@@ -63,11 +98,6 @@ static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
   hd->name = b;
   hd->value = b + nlen + 1;
   return b;
-}
-
-static int in_arena(const llmr_http_response *h, const char *b) {
-  return (uintptr_t)b >= (uintptr_t)h->arena &&
-         (uintptr_t)b < (uintptr_t)(h->arena + sizeof(h->arena));
 }
 
 /* name[0..len) ends in s (lowercase letters, n of them), ASCII
@@ -113,26 +143,37 @@ int llmr__header_is_secret(const char *name, size_t len) {
 /* Request headers (header_block). Header values can carry keys:
  * credential headers are secret chunks (llmr__secret_free wipes all of
  * them); every other value is wiped as well, since an adapter may send a
- * key under a name we do not know. */
-static void headers_free(llmr__header *h, size_t n) {
+ * key under a name we do not know (those in the arena with it, by
+ * llmr__http_request_clear). */
+static void headers_free(llmr_http_request *h) {
   size_t i;
-  for (i = 0; i < n; i++) {
-    char *b = h[i].name - 1; /* the tag byte */
+  for (i = 0; i < h->n_headers; i++) {
+    char *b = h->headers[i].name - 1; /* the tag byte */
     if (*b) {
       llmr__secret_free(b);
-      continue;
+    } else if (!in_range(h->arena, sizeof(h->arena), b)) {
+      llmr__wipe(h->headers[i].value, strlen(h->headers[i].value));
+      llmr__free(b);
     }
-    llmr__wipe(h[i].value, strlen(h[i].value));
-    llmr__free(b);
   }
-  llmr__free(h);
+  if (h->headers != h->inline_headers)
+    llmr__free(h->headers);
 }
 
 void llmr__http_request_clear(llmr_http_request *h) {
-  llmr__free(h->url);
-  headers_free(h->headers, h->n_headers);
-  llmr__free(h->body);
-  memset(h, 0, sizeof(*h));
+  if (!in_range(h->arena, sizeof(h->arena), h->url))
+    llmr__free(h->url);
+  headers_free(h);
+  if (!in_range(h->arena, sizeof(h->arena), h->body))
+    llmr__free(h->body);
+  llmr__wipe(h->arena, h->arena_used);
+  llmr__http_request_init(h);
+}
+
+void llmr__http_request_init(llmr_http_request *h) {
+  /* the inline array and the arena need no zeroing: arena_used says
+   * what is in use, and clear wipes that */
+  memset(h, 0, offsetof(llmr_http_request, inline_headers));
 }
 
 void llmr__http_response_clear(llmr_http_response *h) {
@@ -141,7 +182,7 @@ void llmr__http_response_clear(llmr_http_response *h) {
    * with the memset below */
   for (i = 0; i < h->n_headers; i++) {
     llmr__wipe(h->headers[i].value, strlen(h->headers[i].value));
-    if (!in_arena(h, h->headers[i].name))
+    if (!in_range(h->arena, sizeof(h->arena), h->headers[i].name))
       llmr__free(h->headers[i].name);
   }
   if (h->headers != h->inline_headers)
@@ -164,9 +205,12 @@ LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
   char *d;
   if (!h || !url || has_crlf(url))
     return LLMR_E_INVAL;
-  if (!(d = llmr__strdup(url)))
+  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
+                       strlen(url) + 1)))
     return LLMR_E_NOMEM;
-  llmr__free(h->url);
+  memcpy(d, url, strlen(url) + 1);
+  if (!in_range(h->arena, sizeof(h->arena), h->url))
+    llmr__free(h->url);
   h->url = d;
   return LLMR_OK;
 }
@@ -178,13 +222,12 @@ static llmr_status add_header(llmr_http_request *h, const char *name,
   if (!h || !name || !*name || !value || strchr(name, ':') ||
       has_crlf(name) || (*pre && has_crlf(pre)) || has_crlf(value))
     return LLMR_E_INVAL;
-  if (llmr__grow((void **)&h->headers, &h->cap_headers, h->n_headers + 1,
-                 sizeof(*h->headers)) != 0)
+  if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
+                         h->inline_headers, LLMR__REQUEST_INLINE_HEADERS)))
     return LLMR_E_NOMEM;
-  hd = &h->headers[h->n_headers];
   nlen = strlen(name);
-  if (!header_block(hd, llmr__header_is_secret(name, nlen), name, nlen, pre,
-                    strlen(pre), value, strlen(value)))
+  if (!header_block(h, hd, llmr__header_is_secret(name, nlen), name, nlen,
+                    pre, strlen(pre), value, strlen(value)))
     return LLMR_E_NOMEM;
   h->n_headers++;
   return LLMR_OK;
@@ -208,9 +251,14 @@ LLMR_API llmr_status llmr_http_request_set_body(llmr_http_request *h,
   char *d;
   if (!h || (!body && len))
     return LLMR_E_INVAL;
-  if (!(d = llmr__strndup(body ? body : "", len)))
+  if (len == SIZE_MAX ||
+      !(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used, len + 1)))
     return LLMR_E_NOMEM;
-  llmr__free(h->body);
+  if (len)
+    memcpy(d, body, len);
+  d[len] = '\0';
+  if (!in_range(h->arena, sizeof(h->arena), h->body))
+    llmr__free(h->body);
   h->body = d;
   h->body_len = len;
   return LLMR_OK;
@@ -233,23 +281,9 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
                      end[-1] == '\t'))
     end--;
-  if (!h->headers) {
-    h->headers = h->inline_headers;
-    h->cap_headers = LLMR__REPLY_INLINE_HEADERS;
-  } else if (h->n_headers == h->cap_headers &&
-             h->headers == h->inline_headers) {
-    llmr__header *a = llmr__malloc(2 * h->cap_headers * sizeof(*a));
-    if (!a)
-      return LLMR_E_NOMEM;
-    memcpy(a, h->headers, h->n_headers * sizeof(*a));
-    h->headers = a;
-    h->cap_headers *= 2;
-  } else if (llmr__grow((void **)&h->headers, &h->cap_headers,
-                        h->n_headers + 1, sizeof(*h->headers)) != 0) {
-    return LLMR_E_NOMEM;
-  }
-  hd = &h->headers[h->n_headers];
-  if (!reply_header_block(h, hd, line, nlen, v, (size_t)(end - v)))
+  if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
+                         h->inline_headers, LLMR__REPLY_INLINE_HEADERS)) ||
+      !reply_header_block(h, hd, line, nlen, v, (size_t)(end - v)))
     return LLMR_E_NOMEM;
   for (i = 0; i < nlen; i++)
     if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')

@@ -278,13 +278,23 @@ typedef struct llmr__header {
   char *value;
 } llmr__header;
 
+#define LLMR__REQUEST_INLINE_HEADERS 8
+#define LLMR__REQUEST_ARENA 512
+
+/* Like llmr_http_response below: not to be copied by value once filled
+ * (the URL, a short body and the headers other than credentials may live
+ * in the struct's own arena). Start it with llmr__http_request_init (or
+ * zero it); llmr__http_request_clear releases it and starts it again. */
 struct llmr_http_request {
   char *url;
-  llmr__header *headers;
+  llmr__header *headers; /* inline_headers, or the heap past 8 */
   size_t n_headers;
   size_t cap_headers;
   char *body;
   size_t body_len;
+  size_t arena_used;
+  llmr__header inline_headers[LLMR__REQUEST_INLINE_HEADERS];
+  char arena[LLMR__REQUEST_ARENA];
 };
 
 #define LLMR__REPLY_INLINE_HEADERS 16
@@ -306,6 +316,8 @@ struct llmr_http_response {
 };
 
 void llmr__http_request_clear(llmr_http_request *h);
+/* An empty request (zeroing all of it works too). */
+void llmr__http_request_init(llmr_http_request *h);
 void llmr__http_response_clear(llmr_http_response *h);
 /* An empty reply (zeroing all of it works too). */
 void llmr__http_response_init(llmr_http_response *h);

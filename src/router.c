@@ -1202,7 +1202,7 @@ static llmr_status leg_build(leg *l) {
   call *c = l->c;
   llmr_status st;
   size_t i;
-  memset(&l->http, 0, sizeof(l->http));
+  llmr__http_request_init(&l->http);
   llmr__http_response_init(&l->reply);
   memset(&l->g, 0, sizeof(l->g));
   l->streaming = c->sink && l->p->vt->stream_event;

@@ -168,9 +168,59 @@ static void test_reply_headers(void **state) {
   }
 }
 
+/* Request parts: the URL, a short body and plain headers in the request's
+ * own arena, longer ones and more than 8 headers on the heap, credentials
+ * in secret memory; setting the URL and body again replaces them; clear
+ * releases everything (ASan would see a leak) and the request is usable
+ * again. */
+static void test_request_parts(void **state) {
+  llmr_http_request h;
+  char name[32], want[2100], url[700];
+  int round, i;
+  (void)state;
+  llmr__http_request_init(&h);
+  for (round = 0; round < 2; round++) {
+    assert_int_equal(llmr_http_request_set_url(&h, "https://a.example/v1"),
+                     LLMR_OK);
+    memset(url, 'u', sizeof(url) - 1);
+    url[sizeof(url) - 1] = '\0';
+    memcpy(url, "https://", 8);
+    assert_int_equal(llmr_http_request_set_url(&h, round ? url : "https://b"),
+                     LLMR_OK);
+    assert_int_equal(llmr_http_request_set_body(&h, "{}", 2), LLMR_OK);
+    value_of(3, want);
+    assert_int_equal(llmr_http_request_set_body(&h, want, strlen(want)),
+                     LLMR_OK);
+    assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                       "Bearer ", "sk-1"),
+                     LLMR_OK);
+    for (i = 0; i < 20; i++) {
+      snprintf(name, sizeof(name), "X-Part-%d", i);
+      value_of(i, want);
+      assert_int_equal(llmr_http_request_add_header(&h, name, want), LLMR_OK);
+    }
+    assert_string_equal(h.url, round ? url : "https://b");
+    value_of(3, want);
+    assert_int_equal(h.body_len, strlen(want));
+    assert_string_equal(h.body, want);
+    assert_int_equal(h.n_headers, 21);
+    assert_string_equal(h.headers[0].value, "Bearer sk-1");
+    for (i = 0; i < 20; i++) {
+      snprintf(name, sizeof(name), "X-Part-%d", i);
+      value_of(i, want);
+      assert_string_equal(h.headers[i + 1].name, name);
+      assert_string_equal(h.headers[i + 1].value, want);
+    }
+    llmr__http_request_clear(&h);
+    assert_null(h.url);
+    assert_int_equal(h.n_headers, 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reply_headers),
+      cmocka_unit_test(test_request_parts),
       cmocka_unit_test(test_build_stream_request),
       cmocka_unit_test(test_parse_bodies),
       cmocka_unit_test(test_classify_non_json),
