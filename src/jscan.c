@@ -154,12 +154,15 @@ int llmr__js_literal(llmr__jcur *c, const char *word) {
   return 0;
 }
 
-/* The members of an object or the elements of an array, c->p just past
- * the opening bracket. */
-static int skip_members(llmr__jcur *c, int depth, int object) {
-  const char close = object ? '}' : ']';
-  llmr__span sp;
+int llmr__js_walk(llmr__jcur *c, llmr__js_each each, void *user) {
+  char close;
+  llmr__span key;
   int r;
+  if (c->p >= c->e)
+    return -2;
+  if (*c->p != '{' && *c->p != '[')
+    return -1;
+  close = *c->p++ == '{' ? '}' : ']';
   llmr__js_ws(c);
   if (c->p < c->e && *c->p == close) {
     c->p++;
@@ -167,12 +170,12 @@ static int skip_members(llmr__jcur *c, int depth, int object) {
   }
   for (;;) {
     llmr__js_ws(c);
-    if (object) {
+    if (close == '}') {
       if (c->p >= c->e)
         return -2;
       if (*c->p != '"')
         return -1;
-      if ((r = llmr__js_string(c, &sp)) != 0)
+      if ((r = llmr__js_string(c, &key)) != 0)
         return r;
       llmr__js_ws(c);
       if (c->p >= c->e)
@@ -181,7 +184,9 @@ static int skip_members(llmr__jcur *c, int depth, int object) {
         return -1;
       llmr__js_ws(c);
     }
-    if ((r = llmr__js_skip(c, depth)) != 0)
+    if (c->p >= c->e)
+      return -2;
+    if ((r = each(c, close == '}' ? &key : NULL, user)) != 0)
       return r;
     llmr__js_ws(c);
     if (c->p >= c->e)
@@ -190,10 +195,14 @@ static int skip_members(llmr__jcur *c, int depth, int object) {
       c->p++;
       continue;
     }
-    if (*c->p++ == close)
-      return 0;
-    return -1;
+    return *c->p++ == close ? 0 : -1;
   }
+}
+
+/* llmr__js_walk's callback for llmr__js_skip: user is the depth left. */
+static int skip_each(llmr__jcur *c, const llmr__span *key, void *user) {
+  (void)key;
+  return llmr__js_skip(c, *(int *)user);
 }
 
 int llmr__js_skip(llmr__jcur *c, int max_depth) {
@@ -203,10 +212,12 @@ int llmr__js_skip(llmr__jcur *c, int max_depth) {
   switch (*c->p) {
   case '"': return llmr__js_string(c, &sp);
   case '{':
-  case '[':
+  case '[': {
+    int depth = max_depth - 1;
     if (max_depth <= 0)
       return -1;
-    return skip_members(c, max_depth - 1, *c->p++ == '{');
+    return llmr__js_walk(c, skip_each, &depth);
+  }
   case 't': return llmr__js_literal(c, "true");
   case 'f': return llmr__js_literal(c, "false");
   case 'n': return llmr__js_literal(c, "null");

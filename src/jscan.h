@@ -58,6 +58,16 @@ int llmr__js_literal(llmr__jcur *c, const char *word);
  * -1: a caller with a fallback hands such documents to cJSON). */
 int llmr__js_skip(llmr__jcur *c, int max_depth);
 
+/* c->p at '{' or '[': calls each(c, key, user) for every member (key: its
+ * name, still escaped when key->esc) or element (key NULL), with c->p at
+ * the value, which each must consume. A nonzero return from each stops
+ * the walk and is returned (use codes other than -1 and -2 to tell them
+ * apart); else 0 with c->p past the closing bracket. The one member loop
+ * of the scanner's readers. */
+typedef int (*llmr__js_each)(llmr__jcur *c, const llmr__span *key,
+                             void *user);
+int llmr__js_walk(llmr__jcur *c, llmr__js_each each, void *user);
+
 /* Whether a key span is exactly name (an escaped key never matches);
  * inline so a literal name's length is a constant. */
 static inline int llmr__span_is(const llmr__span *sp, const char *name) {

@@ -49,37 +49,20 @@ void llmr__rec_hash(const char *prev_hex, const char *line, size_t content_len,
 
 /* ---- the record parser -------------------------------------------------- */
 
+/* llmr__js_walk's callback for scan_str_array: elements are strings. */
+static int str_each(llmr__jcur *c, const llmr__span *key, void *user) {
+  llmr__span el;
+  (void)key;
+  (void)user;
+  return *c->p == '"' ? llmr__js_string(c, &el) : -1;
+}
+
 /* An array of strings (the asked slugs): its text into sp. */
 static int scan_str_array(llmr__jcur *c, llmr__span *sp) {
-  const char *start = c->p++;
-  llmr__span el;
+  const char *start = c->p;
   int r;
-  llmr__js_ws(c);
-  if (c->p < c->e && *c->p == ']') {
-    c->p++;
-  } else {
-    for (;;) {
-      llmr__js_ws(c);
-      if (c->p >= c->e)
-        return -2;
-      if (*c->p != '"')
-        return -1;
-      if ((r = llmr__js_string(c, &el)) != 0)
-        return r;
-      llmr__js_ws(c);
-      if (c->p >= c->e)
-        return -2;
-      if (*c->p == ',') {
-        c->p++;
-        continue;
-      }
-      if (*c->p == ']') {
-        c->p++;
-        break;
-      }
-      return -1;
-    }
-  }
+  if ((r = llmr__js_walk(c, str_each, NULL)) != 0)
+    return r;
   memset(sp, 0, sizeof(*sp));
   sp->p = start;
   sp->n = (size_t)(c->p - start);

@@ -416,36 +416,27 @@ enum {
 typedef int (*oa_member_fn)(llmr__jcur *c, const llmr__span *key,
                             oa_answer *a);
 
+typedef struct oa_walk {
+  oa_answer *a;
+  oa_member_fn member; /* objects */
+  size_t index;        /* arrays: the element's */
+} oa_walk;
+
+static int oa_member(llmr__jcur *c, const llmr__span *key, void *user) {
+  oa_walk *w = user;
+  if (!key || key->esc) /* an escaped key: the tree path compares it */
+    return DECLINE;
+  return w->member(c, key, w->a);
+}
+
 static int oa_object(llmr__jcur *c, oa_answer *a, oa_member_fn member) {
-  llmr__span key;
+  oa_walk w;
   if (c->p >= c->e || *c->p != '{')
     return DECLINE;
-  c->p++;
-  llmr__js_ws(c);
-  if (c->p < c->e && *c->p == '}') {
-    c->p++;
-    return 0;
-  }
-  for (;;) {
-    llmr__js_ws(c);
-    if (c->p >= c->e || *c->p != '"' || llmr__js_string(c, &key) != 0 ||
-        key.esc)
-      return DECLINE;
-    llmr__js_ws(c);
-    if (c->p >= c->e || *c->p++ != ':')
-      return DECLINE;
-    llmr__js_ws(c);
-    if (member(c, &key, a) != 0)
-      return DECLINE;
-    llmr__js_ws(c);
-    if (c->p >= c->e)
-      return DECLINE;
-    if (*c->p == ',') {
-      c->p++;
-      continue;
-    }
-    return *c->p++ == '}' ? 0 : DECLINE;
-  }
+  w.a = a;
+  w.member = member;
+  w.index = 0;
+  return llmr__js_walk(c, oa_member, &w) == 0 ? 0 : DECLINE;
 }
 
 static int oa_skip(llmr__jcur *c) {
@@ -561,28 +552,21 @@ static int oa_choice(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
   return oa_skip(c);
 }
 
-/* "choices": the first element is read, the rest skipped. */
+/* An element of "choices": the first is read, the rest skipped. */
+static int oa_choice_elem(llmr__jcur *c, const llmr__span *key, void *user) {
+  oa_walk *w = user;
+  (void)key;
+  return w->index++ == 0 ? oa_object(c, w->a, oa_choice) : oa_skip(c);
+}
+
 static int oa_choices(llmr__jcur *c, oa_answer *a) {
+  oa_walk w;
   if (c->p >= c->e || *c->p != '[')
     return DECLINE;
-  c->p++;
-  llmr__js_ws(c);
-  if (oa_object(c, a, oa_choice) != 0)
-    return DECLINE;
-  for (;;) {
-    llmr__js_ws(c);
-    if (c->p >= c->e)
-      return DECLINE;
-    if (*c->p == ']') {
-      c->p++;
-      return 0;
-    }
-    if (*c->p++ != ',')
-      return DECLINE;
-    llmr__js_ws(c);
-    if (oa_skip(c) != 0)
-      return DECLINE;
-  }
+  w.a = a;
+  w.member = NULL;
+  w.index = 0;
+  return llmr__js_walk(c, oa_choice_elem, &w) == 0 ? 0 : DECLINE;
 }
 
 static int oa_root(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
