@@ -429,14 +429,21 @@ static int oa_member(llmr__jcur *c, const llmr__span *key, void *user) {
   return w->member(c, key, w->a);
 }
 
-static int oa_object(llmr__jcur *c, oa_answer *a, oa_member_fn member) {
+/* Walks the object ('{') or array ('[') at c->p with each; DECLINE for
+ * anything else or when the walk stops. */
+static int oa_run(llmr__jcur *c, oa_answer *a, char open, llmr__js_each each,
+                  oa_member_fn member) {
   oa_walk w;
-  if (c->p >= c->e || *c->p != '{')
+  if (c->p >= c->e || *c->p != open)
     return DECLINE;
   w.a = a;
   w.member = member;
   w.index = 0;
-  return llmr__js_walk(c, oa_member, &w) == 0 ? 0 : DECLINE;
+  return llmr__js_walk(c, each, &w) == 0 ? 0 : DECLINE;
+}
+
+static int oa_object(llmr__jcur *c, oa_answer *a, oa_member_fn member) {
+  return oa_run(c, a, '{', oa_member, member);
 }
 
 static int oa_skip(llmr__jcur *c) {
@@ -560,13 +567,7 @@ static int oa_choice_elem(llmr__jcur *c, const llmr__span *key, void *user) {
 }
 
 static int oa_choices(llmr__jcur *c, oa_answer *a) {
-  oa_walk w;
-  if (c->p >= c->e || *c->p != '[')
-    return DECLINE;
-  w.a = a;
-  w.member = NULL;
-  w.index = 0;
-  return llmr__js_walk(c, oa_choice_elem, &w) == 0 ? 0 : DECLINE;
+  return oa_run(c, a, '[', oa_choice_elem, NULL);
 }
 
 static int oa_root(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
