@@ -600,15 +600,15 @@ static void test_proxy_from_environment(void **state) {
   char *saved_copy = saved ? strdup(saved) : NULL;
   (void)state;
   snprintf(proxy, sizeof(proxy), "%s", E.base);
+  setenv("http_proxy", proxy, 1);
+  unsetenv("NO_PROXY");
+  unsetenv("no_proxy");
   assert_int_equal(
       llmr_router_new("{\"use_env\": false, \"providers\": {\"farhost\": {"
                       "\"base_url\": \"http://api.example.invalid/v1\", "
                       "\"api_key\": \"k\"}}}",
                       &r),
       LLMR_OK);
-  setenv("http_proxy", proxy, 1);
-  unsetenv("NO_PROXY");
-  unsetenv("no_proxy");
   resp = call(r, slugs, 1, LLMR_OK);
   unsetenv("http_proxy");
   if (saved_copy) {
@@ -623,6 +623,45 @@ static void test_proxy_from_environment(void **state) {
   assert_string_equal(hdr(got, "user-agent"),
                       "libllmroute/" LLMR_VERSION_STRING);
   cJSON_Delete(got);
+  llmr_response_free(resp);
+  llmr_router_free(r);
+}
+
+static void test_proxy_read_when_made(void **state) {
+  /* with no proxy variable when the router is made, one set afterwards is
+   * not used (the environment is read once; libcurl is told NOPROXY "*"):
+   * a "proxy" that refuses connections does not stop the call */
+  char conf[256];
+  const char *slugs[] = {"nearhost/gpt-4o"};
+  const char *vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
+                        "all_proxy", "ALL_PROXY"};
+  const char *saved = getenv("NO_PROXY");
+  char *saved_copy = NULL;
+  llmr_router *r;
+  llmr_response *resp;
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+    assert_null(getenv(vars[i]));
+  snprintf(conf, sizeof(conf),
+           "{\"use_env\": false, \"providers\": {\"nearhost\": {"
+           "\"base_url\": \"%s/v1\", \"api_key\": \"k\"}}}",
+           E.base);
+  assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
+  /* tests/run.sh exempts loopback through no_proxy: undo that here */
+  if (saved)
+    saved_copy = strdup(saved);
+  unsetenv("NO_PROXY");
+  unsetenv("no_proxy");
+  setenv("http_proxy", "http://127.0.0.1:1", 1);
+  resp = call(r, slugs, 1, LLMR_OK);
+  unsetenv("http_proxy");
+  if (saved_copy) {
+    setenv("NO_PROXY", saved_copy, 1);
+    setenv("no_proxy", saved_copy, 1);
+    free(saved_copy);
+  }
+  assert_string_equal(llmr_response_model(resp), "nearhost/gpt-4o");
   llmr_response_free(resp);
   llmr_router_free(r);
 }
@@ -929,6 +968,7 @@ int main(void) {
       cmocka_unit_test_setup(test_host_dialects, reset),
       cmocka_unit_test_setup(test_environment_defaults, reset),
       cmocka_unit_test_setup(test_proxy_from_environment, reset),
+      cmocka_unit_test_setup(test_proxy_read_when_made, reset),
       cmocka_unit_test_setup(test_catalog_routing_and_capability_skip, reset),
       cmocka_unit_test_setup(test_complete_json, reset),
       cmocka_unit_test_setup(test_key_never_in_output, reset),
