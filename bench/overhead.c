@@ -335,6 +335,7 @@ typedef struct client {
   /* raw (and RAWX: raw libcurl set up and driven like the library) */
   CURL *h;
   CURLM *multi; /* RAWX */
+  CURLU *uh;    /* RAWX */
   struct curl_slist *hdrs;
   buf body;
   double t0, first; /* stream: the first body byte / TEXT event */
@@ -425,6 +426,14 @@ static void client_rawx_init(client *c, const char *url, const wire *w) {
   curl_easy_setopt(c->h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)64 << 20);
   curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, 600000L);
   curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  /* with no proxy variable, the library says NOPROXY "*", and it hands
+   * curl the URL parsed once (CURLOPT_CURLU) */
+  curl_easy_setopt(c->h, CURLOPT_NOPROXY, "*");
+  if (!(c->uh = curl_url()) ||
+      curl_url_set(c->uh, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) !=
+          CURLUE_OK)
+    die("curl_url_set");
+  curl_easy_setopt(c->h, CURLOPT_CURLU, c->uh);
   if (!(c->multi = curl_multi_init()))
     die("curl_multi_init");
 }
@@ -460,6 +469,7 @@ static void client_free(client *c) {
     curl_multi_cleanup(c->multi);
   if (c->h)
     curl_easy_cleanup(c->h);
+  curl_url_cleanup(c->uh);
   curl_slist_free_all(c->hdrs);
   free(c->body.p);
   llmr_request_free(c->req);

@@ -666,6 +666,41 @@ static void test_proxy_read_when_made(void **state) {
   llmr_router_free(r);
 }
 
+static void test_url_forms(void **state) {
+  /* URLs reach curl parsed once per slot (CURLOPT_CURLU) or, when that
+   * parse refuses them, as text (CURLOPT_URL, where curl refuses them the
+   * same way): a host name with a space is a bad URL, not a transport
+   * failure; calls that alternate between two URLs on one slot each reach
+   * their own path */
+  char conf[512];
+  const char *bad[] = {"bad/gpt-4o"};
+  const char *a[] = {"one/gpt-4o"}, *b[] = {"two/gpt-4o"};
+  llmr_router *r;
+  llmr_response *resp;
+  cJSON *got;
+  int i;
+  (void)state;
+  snprintf(conf, sizeof(conf),
+           "{\"use_env\": false, \"providers\": {"
+           "\"bad\": {\"base_url\": \"http://bad host/v1\", \"api_key\": \"k\"},"
+           "\"one\": {\"base_url\": \"%s/one\", \"api_key\": \"k\"},"
+           "\"two\": {\"base_url\": \"%s/two\", \"api_key\": \"k\"}}}",
+           E.base, E.base);
+  assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
+  resp = call(r, bad, 1, LLMR_E_INVAL);
+  llmr_response_free(resp);
+  for (i = 0; i < 4; i++) {
+    resp = call(r, i % 2 ? b : a, 1, LLMR_OK);
+    llmr_response_free(resp);
+    got = emu_request(&E, -1);
+    assert_string_equal(cJSON_GetObjectItem(got, "path")->valuestring,
+                        i % 2 ? "/two/chat/completions"
+                              : "/one/chat/completions");
+    cJSON_Delete(got);
+  }
+  llmr_router_free(r);
+}
+
 /* ---- the model catalog ----------------------------------------------------- */
 
 static void test_catalog_routing_and_capability_skip(void **state) {
@@ -969,6 +1004,7 @@ int main(void) {
       cmocka_unit_test_setup(test_environment_defaults, reset),
       cmocka_unit_test_setup(test_proxy_from_environment, reset),
       cmocka_unit_test_setup(test_proxy_read_when_made, reset),
+      cmocka_unit_test_setup(test_url_forms, reset),
       cmocka_unit_test_setup(test_catalog_routing_and_capability_skip, reset),
       cmocka_unit_test_setup(test_complete_json, reset),
       cmocka_unit_test_setup(test_key_never_in_output, reset),
