@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- allocation --------------------------------------------------------- */
 
@@ -73,6 +74,17 @@ typedef struct llmr__buf {
 } llmr__buf;
 
 int llmr__buf_append(llmr__buf *b, const char *s, size_t n);
+/* llmr__buf_append with its common case inline (the bytes fit): for the
+ * loops that add many short pieces (request bodies, JSON strings). */
+static inline int llmr__buf_put(llmr__buf *b, const char *s, size_t n) {
+  if (b->data && n < b->cap - b->len) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+  }
+  return llmr__buf_append(b, s, n);
+}
 /* Room for extra more bytes (and the NUL) without moving; -1 on OOM. */
 int llmr__buf_reserve(llmr__buf *b, size_t extra);
 int llmr__buf_puts(llmr__buf *b, const char *s);
@@ -412,6 +424,11 @@ struct llmr_provider {
   llmr__header *headers; /* extra static headers */
   size_t n_headers;
   void *userdata;
+  /* Made once when the provider is complete (llmr__provider_new) for what
+   * the OpenAI adapter looks up on every call; the option strings are
+   * borrowed from options, NULL when unset. */
+  char *chat_url; /* base_url + "/chat/completions" */
+  const char *dialect, *http_referer, *x_title;
 };
 
 /* Built-in provider defaults (src/providers/registry.c). */

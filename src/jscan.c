@@ -356,22 +356,47 @@ int llmr__span_eq(const llmr__span *sp, const char *s) {
  * are printed by cJSON itself (cJSON_PrintPreallocated on an item on the
  * stack). */
 
+/* Whether any of the 8 bytes at p is DEL (0x7f; SWAR as in stop8). */
+static int del8(const char *p) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t w, d;
+  memcpy(&w, p, 8);
+  d = w ^ (ones * 0x7f);
+  return ((d - ones) & ~d & high) != 0;
+}
+
+/* How many bytes at s go out as they are: in cJSON's style all but '"',
+ * '\\' and the control characters (str_stop's set), the ledger's DEL too. */
+static size_t plain_len(const char *s, size_t n, int cjson) {
+  size_t i = 0;
+  while (n - i >= 8 && !stop8(s + i) && (cjson || !del8(s + i)))
+    i += 8;
+  while (i < n && !str_stop[(unsigned char)s[i]] &&
+         (cjson || s[i] != 0x7f))
+    i++;
+  return i;
+}
+
 static int json_str(llmr__buf *b, const char *s, size_t n, int cjson) {
   static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
+  size_t i = 0;
   if (!s)
-    return llmr__buf_append(b, "null", 4);
-  if (llmr__buf_append(b, "\"", 1) != 0)
+    return llmr__buf_put(b, "null", 4);
+  /* the quotes and the text as is: one reservation for the common string
+   * that needs no escape */
+  if (n > SIZE_MAX - 2 || llmr__buf_reserve(b, n + 2) != 0 ||
+      llmr__buf_put(b, "\"", 1) != 0)
     return -1;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
+  for (;;) {
+    size_t run = plain_len(s + i, n - i, cjson);
+    unsigned char ch;
     char esc[7];
     size_t en = 2;
-    if (ch >= 0x20 && ch != '"' && ch != '\\' && (cjson || ch != 0x7f))
-      continue;
-    if (llmr__buf_append(b, s + run, i - run) != 0)
+    if (llmr__buf_put(b, s + i, run) != 0)
       return -1;
-    run = i + 1;
+    if ((i += run) >= n)
+      break;
+    ch = (unsigned char)s[i++];
     esc[0] = '\\';
     switch (ch) {
     case '"': esc[1] = '"'; break;
@@ -392,12 +417,10 @@ static int json_str(llmr__buf *b, const char *s, size_t n, int cjson) {
       esc[5] = hex[ch & 15];
       en = 6;
     }
-    if (llmr__buf_append(b, esc, en) != 0)
+    if (llmr__buf_put(b, esc, en) != 0)
       return -1;
   }
-  if (llmr__buf_append(b, s + run, n - run) != 0)
-    return -1;
-  return llmr__buf_append(b, "\"", 1);
+  return llmr__buf_put(b, "\"", 1);
 }
 
 int llmr__buf_cjson_str(llmr__buf *b, const char *s) {

@@ -14,7 +14,7 @@
 #include <time.h>
 
 static int dialect_is(const llmr_provider *p, const char *d) {
-  const char *v = llmr_provider_option(p, "dialect");
+  const char *v = p->dialect;
   return v && strcmp(v, d) == 0;
 }
 
@@ -103,12 +103,12 @@ static int oa_plain(const llmr_request *req) {
   return 1;
 }
 
-#define PUT(lit) llmr__buf_append(out, lit, sizeof(lit) - 1)
+#define PUT(lit) llmr__buf_put(out, lit, sizeof(lit) - 1)
 
 int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
                              const char *native_model, int stream,
                              llmr__buf *out, llmr_response *resp) {
-  const char *dialect = llmr_provider_option(p, "dialect");
+  const char *dialect = p->dialect;
   const int openai = dialect && strcmp(dialect, "openai") == 0;
   const int mistral = dialect && strcmp(dialect, "mistral") == 0;
   size_t i;
@@ -184,8 +184,7 @@ static llmr_status openai_build(const llmr_provider *p,
                                 const llmr_request *req,
                                 const char *native_model, int stream,
                                 llmr_http_request *http, llmr_response *resp) {
-  llmr__buf s = {0}, body = {0};
-  const char *opt;
+  llmr__buf body = {0};
   llmr_status st = LLMR_E_NOMEM;
   int r;
 
@@ -201,11 +200,9 @@ static llmr_status openai_build(const llmr_provider *p,
                                      resp)) != LLMR_OK)
       goto out;
   }
-  st = LLMR_E_NOMEM;
-  if (llmr__buf_puts(&s, llmr_provider_base_url(p)) ||
-      llmr__buf_puts(&s, "/chat/completions"))
-    goto out;
-  if ((st = llmr_http_request_set_url(http, s.data)) != LLMR_OK ||
+  /* base_url + "/chat/completions" and the options below are looked up
+   * once, when the provider is made (registry.c) */
+  if ((st = llmr_http_request_set_url(http, p->chat_url)) != LLMR_OK ||
       (st = llmr_http_request_set_body(http, body.data, body.len)) !=
           LLMR_OK ||
       (st = llmr_http_request_add_header(http, "Content-Type",
@@ -221,15 +218,16 @@ static llmr_status openai_build(const llmr_provider *p,
           LLMR_OK)
     goto out;
   /* OpenRouter's optional app attribution headers */
-  if ((opt = llmr_provider_option(p, "http_referer")) &&
-      (st = llmr_http_request_add_header(http, "HTTP-Referer", opt)) != LLMR_OK)
+  if (p->http_referer && (st = llmr_http_request_add_header(
+                               http, "HTTP-Referer", p->http_referer)) !=
+                              LLMR_OK)
     goto out;
-  if ((opt = llmr_provider_option(p, "x_title")) &&
-      (st = llmr_http_request_add_header(http, "X-Title", opt)) != LLMR_OK)
+  if (p->x_title &&
+      (st = llmr_http_request_add_header(http, "X-Title", p->x_title)) !=
+          LLMR_OK)
     goto out;
   st = LLMR_OK;
 out:
-  llmr__buf_free(&s);
   llmr__buf_free(&body);
   return st;
 }

@@ -65,6 +65,7 @@ void llmr__provider_free(llmr_provider *p) {
     return;
   llmr__free(p->name);
   llmr__free(p->base_url);
+  llmr__free(p->chat_url);
   llmr__secret_free(p->api_key);
   cJSON_Delete(p->options);
   for (i = 0; i < p->n_headers; i++) {
@@ -264,6 +265,15 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
         goto fail;
     }
   }
+  st = LLMR_E_NOMEM;
+  n = strlen(p->base_url);
+  if (!(p->chat_url = llmr__malloc(n + sizeof("/chat/completions"))))
+    goto fail;
+  memcpy(p->chat_url, p->base_url, n);
+  memcpy(p->chat_url + n, "/chat/completions", sizeof("/chat/completions"));
+  p->dialect = llmr_provider_option(p, "dialect");
+  p->http_referer = llmr_provider_option(p, "http_referer");
+  p->x_title = llmr_provider_option(p, "x_title");
   llmr__conf_wipe_secrets(conf);
   *out = p;
   return LLMR_OK;
