@@ -588,6 +588,24 @@ static void test_environment_defaults(void **state) {
   llmr_router_free(r);
 }
 
+/* tests/run.sh exempts loopback through no_proxy; the proxy tests undo
+ * that while they run: unset returns a copy of NO_PROXY for restore. */
+static char *no_proxy_unset(void) {
+  const char *saved = getenv("NO_PROXY");
+  char *copy = saved ? strdup(saved) : NULL;
+  unsetenv("NO_PROXY");
+  unsetenv("no_proxy");
+  return copy;
+}
+
+static void no_proxy_restore(char *copy) {
+  if (copy) {
+    setenv("NO_PROXY", copy, 1);
+    setenv("no_proxy", copy, 1);
+    free(copy);
+  }
+}
+
 static void test_proxy_from_environment(void **state) {
   /* libcurl's proxy variables are honoured: the request for a host that
    * does not exist goes to the "proxy" (the emulator) in absolute form */
@@ -596,13 +614,11 @@ static void test_proxy_from_environment(void **state) {
   llmr_router *r;
   llmr_response *resp;
   cJSON *got;
-  const char *saved = getenv("NO_PROXY");
-  char *saved_copy = saved ? strdup(saved) : NULL;
+  char *saved;
   (void)state;
   snprintf(proxy, sizeof(proxy), "%s", E.base);
   setenv("http_proxy", proxy, 1);
-  unsetenv("NO_PROXY");
-  unsetenv("no_proxy");
+  saved = no_proxy_unset();
   assert_int_equal(
       llmr_router_new("{\"use_env\": false, \"providers\": {\"farhost\": {"
                       "\"base_url\": \"http://api.example.invalid/v1\", "
@@ -611,11 +627,7 @@ static void test_proxy_from_environment(void **state) {
       LLMR_OK);
   resp = call(r, slugs, 1, LLMR_OK);
   unsetenv("http_proxy");
-  if (saved_copy) {
-    setenv("NO_PROXY", saved_copy, 1);
-    setenv("no_proxy", saved_copy, 1);
-    free(saved_copy);
-  }
+  no_proxy_restore(saved);
   got = emu_request(&E, -1);
   assert_non_null(strstr(cJSON_GetObjectItem(got, "path")->valuestring,
                          "/v1/chat/completions"));
@@ -635,8 +647,7 @@ static void test_proxy_read_when_made(void **state) {
   const char *slugs[] = {"nearhost/gpt-4o"};
   const char *vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
                         "all_proxy", "ALL_PROXY"};
-  const char *saved = getenv("NO_PROXY");
-  char *saved_copy = NULL;
+  char *saved;
   llmr_router *r;
   llmr_response *resp;
   size_t i;
@@ -648,19 +659,11 @@ static void test_proxy_read_when_made(void **state) {
            "\"base_url\": \"%s/v1\", \"api_key\": \"k\"}}}",
            E.base);
   assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
-  /* tests/run.sh exempts loopback through no_proxy: undo that here */
-  if (saved)
-    saved_copy = strdup(saved);
-  unsetenv("NO_PROXY");
-  unsetenv("no_proxy");
+  saved = no_proxy_unset();
   setenv("http_proxy", "http://127.0.0.1:1", 1);
   resp = call(r, slugs, 1, LLMR_OK);
   unsetenv("http_proxy");
-  if (saved_copy) {
-    setenv("NO_PROXY", saved_copy, 1);
-    setenv("no_proxy", saved_copy, 1);
-    free(saved_copy);
-  }
+  no_proxy_restore(saved);
   assert_string_equal(llmr_response_model(resp), "nearhost/gpt-4o");
   llmr_response_free(resp);
   llmr_router_free(r);
