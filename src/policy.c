@@ -330,6 +330,34 @@ static int64_t reset_wait_ms(const char *v, int64_t now_rt) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+int llmr__ratelimit_headers_present(const llmr_http_response *http) {
+  size_t i;
+  if (!http)
+    return 0;
+  for (i = 0; i < http->n_headers; i++) {
+    const char *n = http->headers[i].name;
+    /* the first letter (any case) first: most names start otherwise, and
+     * a strncasecmp call costs ~45 Ir */
+    switch (n[0] | 0x20) {
+    case 'r':
+      if (strncasecmp(n, "retry-after", 11) == 0)
+        return 1;
+      break;
+    case 'x':
+      if (strncasecmp(n, "x-ratelimit-", 12) == 0)
+        return 1;
+      break;
+    case 'a':
+      if (strncasecmp(n, "anthropic-ratelimit-", 20) == 0)
+        return 1;
+      break;
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
 int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
                                     int64_t now_ms_realtime) {
   static const char *const pairs[][2] = {
@@ -347,17 +375,8 @@ int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
   const char *v;
   int64_t wait = 0;
   size_t i;
-  if (!http)
-    return 0;
   /* one pass over the names first: most replies carry none of these */
-  for (i = 0; i < http->n_headers; i++) {
-    const char *n = http->headers[i].name;
-    if (strncasecmp(n, "retry-after", 11) == 0 ||
-        strncasecmp(n, "x-ratelimit-", 12) == 0 ||
-        strncasecmp(n, "anthropic-ratelimit-", 20) == 0)
-      break;
-  }
-  if (i == http->n_headers)
+  if (!llmr__ratelimit_headers_present(http))
     return 0;
 
   /* Retry-After: retry-after-ms wins, as in llmr__retry_after_from_headers
@@ -601,15 +620,23 @@ static void maybe_forget(llmr__health *h, hentry *e) {
     unlink_entry(h, e);
 }
 
+uint64_t llmr__health_hash(const char *key) { return hash_key(key); }
+
 llmr__health_decision llmr__health_check(llmr__health *h, const char *key,
                                          int64_t now_ms, int64_t *until_ms) {
+  return llmr__health_check_hashed(h, key, key ? hash_key(key) : 0, now_ms,
+                                   until_ms);
+}
+
+llmr__health_decision llmr__health_check_hashed(llmr__health *h,
+                                                const char *key,
+                                                uint64_t hash, int64_t now_ms,
+                                                int64_t *until_ms) {
   llmr__health_decision d = LLMR__HEALTH_ALLOW;
   int64_t until = now_ms;
-  uint64_t hash;
   hentry *e;
   if (!h || !key)
     goto out;
-  hash = hash_key(key);
   if (!maybe_stored(h, hash))
     goto out;
   pthread_mutex_lock(&h->mu);
@@ -636,13 +663,12 @@ out:
   return d;
 }
 
-static void report(llmr__health *h, const char *key, int64_t now_ms, int ok,
-                   int64_t hint, int is_trial) {
-  uint64_t hash;
+void llmr__health_report_hashed(llmr__health *h, const char *key,
+                                uint64_t hash, int64_t now_ms, int ok,
+                                int64_t hint, int is_trial) {
   hentry *e;
   if (!h || !key)
     return;
-  hash = hash_key(key);
   /* the common case, a success for a key with nothing stored: no lock */
   if (ok && hint <= 0 && !maybe_stored(h, hash))
     return;
@@ -678,12 +704,14 @@ out:
 
 void llmr__health_report(llmr__health *h, const char *key, int64_t now_ms,
                          int ok, int64_t cooldown_hint_ms) {
-  report(h, key, now_ms, ok, cooldown_hint_ms, 0);
+  llmr__health_report_hashed(h, key, key ? hash_key(key) : 0, now_ms, ok,
+                             cooldown_hint_ms, 0);
 }
 
 void llmr__health_report_trial(llmr__health *h, const char *key, int64_t now_ms,
                                int ok, int64_t cooldown_hint_ms) {
-  report(h, key, now_ms, ok, cooldown_hint_ms, 1);
+  llmr__health_report_hashed(h, key, key ? hash_key(key) : 0, now_ms, ok,
+                             cooldown_hint_ms, 1);
 }
 
 int64_t llmr__health_earliest(llmr__health *h, const char *const *keys,
@@ -718,11 +746,14 @@ size_t llmr__health_size(llmr__health *h) {
 }
 
 void llmr__health_release_trial(llmr__health *h, const char *key) {
-  uint64_t hash;
+  llmr__health_release_trial_hashed(h, key, key ? hash_key(key) : 0);
+}
+
+void llmr__health_release_trial_hashed(llmr__health *h, const char *key,
+                                       uint64_t hash) {
   hentry *e;
   if (!h || !key)
     return;
-  hash = hash_key(key);
   if (!maybe_stored(h, hash))
     return;
   pthread_mutex_lock(&h->mu);
