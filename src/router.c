@@ -10,8 +10,8 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,9 +729,10 @@ typedef struct call {
   int deadline_hit;       /* the call's deadline ended it */
   uint64_t rng;
   int rng_seeded;
-  /* providers that refused their key or credit earlier in this call */
+  /* providers that refused their key or credit earlier in this call; the
+   * arrays from here on are not zeroed by call_init (n_refused and
+   * n_cands say what is in use) */
   size_t n_refused;
-  /* not zeroed by call_init: n_refused and n_cands say what is in use */
   const llmr_provider *refused[16];
   llmr_status refused_st[16];
   cand inline_cands[4];
