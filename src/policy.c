@@ -330,25 +330,38 @@ static int64_t reset_wait_ms(const char *v, int64_t now_rt) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* Whether s starts with lower (lowercase), ASCII case-insensitively: an
+ * inline loop, as most names differ within the first few bytes and a
+ * strncasecmp call costs ~45 Ir. */
+static int starts_ci(const char *s, const char *lower) {
+  for (; *lower; s++, lower++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 'A' && ch <= 'Z')
+      ch = (unsigned char)(ch + ('a' - 'A'));
+    if (ch != (unsigned char)*lower)
+      return 0;
+  }
+  return 1;
+}
+
 int llmr__ratelimit_headers_present(const llmr_http_response *http) {
   size_t i;
   if (!http)
     return 0;
   for (i = 0; i < http->n_headers; i++) {
     const char *n = http->headers[i].name;
-    /* the first letter (any case) first: most names start otherwise, and
-     * a strncasecmp call costs ~45 Ir */
+    /* by the first letter (| 0x20 maps only 'R' and 'r' to 'r', ...) */
     switch (n[0] | 0x20) {
     case 'r':
-      if (strncasecmp(n, "retry-after", 11) == 0)
+      if (starts_ci(n + 1, "etry-after"))
         return 1;
       break;
     case 'x':
-      if (strncasecmp(n, "x-ratelimit-", 12) == 0)
+      if (starts_ci(n + 1, "-ratelimit-"))
         return 1;
       break;
     case 'a':
-      if (strncasecmp(n, "anthropic-ratelimit-", 20) == 0)
+      if (starts_ci(n + 1, "nthropic-ratelimit-"))
         return 1;
       break;
     default:
@@ -621,6 +634,10 @@ static void maybe_forget(llmr__health *h, hentry *e) {
 }
 
 uint64_t llmr__health_hash(const char *key) { return hash_key(key); }
+
+int llmr__health_idle(llmr__health *h) {
+  return atomic_load_explicit(&h->filter, memory_order_acquire) == 0;
+}
 
 llmr__health_decision llmr__health_check(llmr__health *h, const char *key,
                                          int64_t now_ms, int64_t *until_ms) {

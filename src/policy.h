@@ -251,6 +251,10 @@ void llmr__health_release_trial(llmr__health *h, const char *key);
  * llmr__health_hash(key).
  */
 uint64_t llmr__health_hash(const char *key);
+/* Whether the table holds no key at all (one atomic load, no lock): then
+ * every check says ALLOW and a success with no hint changes nothing, so a
+ * caller may skip both, and the key building and hashing before them. */
+int llmr__health_idle(llmr__health *h);
 llmr__health_decision llmr__health_check_hashed(llmr__health *h,
                                                 const char *key,
                                                 uint64_t hash, int64_t now_ms,

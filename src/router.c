@@ -947,10 +947,12 @@ static void sink_attempt(llmr__sink *sink, const char *slug,
 
 /* The provider's and the model's circuit keys and what the table said. */
 typedef struct circuits {
-  char model_key[320];
+  char model_key[320]; /* "provider/model", once ready */
   const char *provider_key;
-  uint64_t model_hash;    /* llmr__health_hash of each key: hashed once */
+  const char *native;
+  uint64_t model_hash; /* llmr__health_hash of each key, once ready */
   uint64_t provider_hash;
+  int ready;          /* model_key and the hashes are made */
   int model_trial;    /* we hold the model key's TRIAL */
   int provider_trial; /* we hold the provider key's TRIAL */
 } circuits;
@@ -974,15 +976,25 @@ static void join_key(char *out, size_t cap, const char *a, const char *b) {
   out[n + nb] = '\0';
 }
 
-static void circuits_init(call *c, circuits *k, const llmr_provider *p,
+static void circuits_init(circuits *k, const llmr_provider *p,
                           const char *native) {
-  /* join_key writes the key: no need to zero its 320 bytes first */
   k->provider_key = p->name;
+  k->native = native;
+  k->ready = 0;
   k->model_trial = k->provider_trial = 0;
-  join_key(k->model_key, sizeof(k->model_key), p->name, native);
-  /* no table: the hashes are never read */
-  k->model_hash = c->r->health ? llmr__health_hash(k->model_key) : 0;
-  k->provider_hash = c->r->health ? llmr__health_hash(p->name) : 0;
+}
+
+/* The model key and both hashes, made the first time the table may hold
+ * something for them: while it holds nothing at all (the usual case) an
+ * attempt needs neither (~300 Ir). */
+static circuits *circuits_keys(circuits *k) {
+  if (!k->ready) {
+    join_key(k->model_key, sizeof(k->model_key), k->provider_key, k->native);
+    k->model_hash = llmr__health_hash(k->model_key);
+    k->provider_hash = llmr__health_hash(k->provider_key);
+    k->ready = 1;
+  }
+  return k;
 }
 
 /* May this deployment be tried now? LLMR__HEALTH_SKIP with *until set
@@ -995,8 +1007,9 @@ static llmr__health_decision circuits_check(call *c, circuits *k,
   llmr__health_decision d;
   int64_t t = now_ms();
   *until = t;
-  if (!h || !c->pol.cooldown)
-    return LLMR__HEALTH_ALLOW;
+  if (!h || !c->pol.cooldown || llmr__health_idle(h))
+    return LLMR__HEALTH_ALLOW; /* what an empty table answers */
+  circuits_keys(k);
   d = llmr__health_check_hashed(h, k->provider_key, k->provider_hash, t,
                                   until);
   if (d == LLMR__HEALTH_SKIP)
@@ -1037,9 +1050,17 @@ static void circuits_release(call *c, circuits *k) {
   k->provider_trial = k->model_trial = 0;
 }
 
-static void report_key(llmr__health *h, const char *key, uint64_t hash,
-                       int *trial, int64_t t, int ok, int64_t hint) {
-  llmr__health_report_hashed(h, key, hash, t, ok, hint, *trial);
+/* Report one of k's keys (model: the model key, else the provider's). */
+static void report_key(llmr__health *h, circuits *k, int model, int ok,
+                       int64_t hint) {
+  int *trial = model ? &k->model_trial : &k->provider_trial;
+  /* a success with no hint changes nothing in an empty table */
+  if (ok && hint <= 0 && !*trial && llmr__health_idle(h))
+    return;
+  circuits_keys(k);
+  llmr__health_report_hashed(h, model ? k->model_key : k->provider_key,
+                             model ? k->model_hash : k->provider_hash,
+                             now_ms(), ok, hint, *trial);
   *trial = 0;
 }
 
@@ -1055,10 +1076,9 @@ static void circuits_report(call *c, circuits *k, llmr_status st, int http,
   llmr__health *h = c->r->health;
   int cls = st == LLMR_OK ? -1 : llmr__eclass_of(st, http);
   llmr__scope scope = cls < 0 ? LLMR__SCOPE_NONE : llmr__eclass_scope(cls);
-  int64_t hint = 0, t;
+  int64_t hint = 0;
   if (!h)
     return;
-  t = now_ms(); /* one reading for both keys */
   /* the names first: the realtime clock only when a header may need it */
   if (c->pol.rate_limit_headers && http > 0 &&
       llmr__ratelimit_headers_present(reply))
@@ -1069,22 +1089,20 @@ static void circuits_report(call *c, circuits *k, llmr_status st, int http,
   }
   /* the provider: its failure, or a reply that proves it answers */
   if (scope == LLMR__SCOPE_PROVIDER)
-    report_key(h, k->provider_key, k->provider_hash, &k->provider_trial, t,
-               0, 0);
+    report_key(h, k, 0, 0, 0);
   else if (http > 0)
-    report_key(h, k->provider_key, k->provider_hash, &k->provider_trial, t,
-               1, 0);
+    report_key(h, k, 0, 1, 0);
   else if (k->provider_trial)
     llmr__health_release_trial_hashed(h, k->provider_key,
                                       k->provider_hash);
   k->provider_trial = 0;
   /* the model */
   if (scope == LLMR__SCOPE_MODEL)
-    report_key(h, k->model_key, k->model_hash, &k->model_trial, t, 0, hint);
+    report_key(h, k, 1, 0, hint);
   else if (scope == LLMR__SCOPE_NONE && (http > 0 || st == LLMR_OK))
-    report_key(h, k->model_key, k->model_hash, &k->model_trial, t, 1, hint);
+    report_key(h, k, 1, 1, hint);
   else if (hint > 0)
-    report_key(h, k->model_key, k->model_hash, &k->model_trial, t, 1, hint);
+    report_key(h, k, 1, 1, hint);
   else if (k->model_trial) {
     llmr__health_release_trial_hashed(h, k->model_key, k->model_hash);
     k->model_trial = 0;
@@ -1504,6 +1522,7 @@ static int64_t retry_wait(call *c, leg *l, unsigned tries) {
   if (c->deadline != INT64_MAX && t + wait >= c->deadline)
     return NO_RETRY_DEADLINE;
   if (c->r->health && c->pol.cooldown) {
+    circuits_keys(&l->k);
     keys[0] = l->k.provider_key;
     keys[1] = l->k.model_key;
     /* both keys must be triable by then (the earliest of one key each) */
@@ -1541,7 +1560,7 @@ static int prepare_hedge(call *c, size_t k, leg *h, long *timeout) {
               &h->info) != LLMR_OK ||
       refused_by(c, h->p, &refused))
     goto no;
-  circuits_init(c, &h->k, h->p, h->native);
+  circuits_init(&h->k, h->p, h->native);
   if (circuits_check(c, &h->k, 1, &until) != LLMR__HEALTH_ALLOW)
     goto no;
   if ((*timeout = leg_timeout(c, h, c->pol.hedge_ms)) <= 0)
@@ -1724,7 +1743,7 @@ static int try_cand(call *c, size_t k, llmr_status *last_st) {
     st = set_error(resp, refused, msg, 0);
   }
   if (st == LLMR_OK) {
-    circuits_init(c, &l.k, l.p, l.native);
+    circuits_init(&l.k, l.p, l.native);
     if (circuits_check(c, &l.k, 0, &until) == LLMR__HEALTH_SKIP) {
       char msg[LLMR_ERRBUF_SIZE + 64];
       int64_t t = now_ms();
@@ -1852,7 +1871,7 @@ static int try_cand(call *c, size_t k, llmr_status *last_st) {
       c->failed++;
       return policy_decide(c, st, 0, 0, &retry);
     }
-    circuits_init(c, &l.k, l.p, l.native); /* a retry holds no trial */
+    circuits_init(&l.k, l.p, l.native); /* a retry holds no trial */
     if (sink && emit_plain(resp, LLMR_EVENT_ATTEMPT) != LLMR_OK) {
       llmr__ledger_release(c->r->ledger, &l.res);
       *last_st = LLMR_E_ABORTED;
