@@ -947,14 +947,15 @@ static void sink_attempt(llmr__sink *sink, const char *slug,
 
 /* The provider's and the model's circuit keys and what the table said. */
 typedef struct circuits {
-  char model_key[320]; /* "provider/model", once ready */
   const char *provider_key;
   const char *native;
   uint64_t model_hash; /* llmr__health_hash of each key, once ready */
   uint64_t provider_hash;
-  int ready;          /* model_key and the hashes are made */
-  int model_trial;    /* we hold the model key's TRIAL */
-  int provider_trial; /* we hold the provider key's TRIAL */
+  int ready;           /* model_key and the hashes are made */
+  int model_trial;     /* we hold the model key's TRIAL */
+  int provider_trial;  /* we hold the provider key's TRIAL */
+  char model_key[320]; /* "provider/model", once ready (last: leg_init
+                        * does not zero it) */
 } circuits;
 
 /* "provider/model" into out, cut to cap - 1 bytes as snprintf would
@@ -1157,20 +1158,23 @@ static void settle(call *c, const llmr_response *src, llmr__attempt *a,
                    int64_t t_wall, double ttft_ms, llmr__reservation *res) {
   llmr_response *resp = c->resp;
   llmr__ledger_rec rec;
+  llmr__usage u;
   char err[LLMR_ERRBUF_SIZE];
-  memset(&rec, 0, sizeof(rec));
-  rec.usage.prompt = src->tokens[LLMR_TOKENS_PROMPT];
-  rec.usage.completion = src->tokens[LLMR_TOKENS_COMPLETION];
-  rec.usage.cached = src->tokens[LLMR_TOKENS_CACHED];
-  rec.usage.cache_write = src->tokens[LLMR_TOKENS_CACHE_WRITE];
-  rec.usage.reasoning = src->tokens[LLMR_TOKENS_REASONING];
-  a->cost_nanousd = llmr__cost_nanousd(info, &rec.usage, a->status == LLMR_OK);
+  memset(&u, 0, sizeof(u));
+  u.prompt = src->tokens[LLMR_TOKENS_PROMPT];
+  u.completion = src->tokens[LLMR_TOKENS_COMPLETION];
+  u.cached = src->tokens[LLMR_TOKENS_CACHED];
+  u.cache_write = src->tokens[LLMR_TOKENS_CACHE_WRITE];
+  u.reasoning = src->tokens[LLMR_TOKENS_REASONING];
+  a->cost_nanousd = llmr__cost_nanousd(info, &u, a->status == LLMR_OK);
   if (a->cost_nanousd < 0 || resp->cost_nanousd < 0)
     resp->cost_nanousd = -1;
   else
     resp->cost_nanousd += a->cost_nanousd;
   if (!c->r->ledger)
     return;
+  memset(&rec, 0, sizeof(rec)); /* only with a ledger to write it to */
+  rec.usage = u;
   rec.t_ms = t_wall;
   rec.id = resp->request_id;
   rec.app = c->req->app;
@@ -1204,7 +1208,6 @@ typedef struct leg {
   llmr_provider *p;
   const char *native;
   const llmr__model_info *info;
-  circuits k;
   llmr_response *resp; /* c->resp, or a scratch response for a hedge */
   int streaming;
   llmr__reservation res;
@@ -1214,6 +1217,7 @@ typedef struct leg {
   int announced;     /* its events have been pointed at it */
   int deadline_cut;  /* its timeout is the call's deadline, not the limit */
   llmr_status st;
+  circuits k; /* zeroed but for its key buffer */
   /* from here on set up by leg_build (2.5 KiB, mostly the two arenas):
    * leg_init leaves it alone */
   llmr__xfer x;
@@ -1222,10 +1226,11 @@ typedef struct leg {
   llmr_http_response reply;
 } leg;
 
-/* A leg with nothing built yet: what comes before x zeroed, the rest
- * left for leg_build (zeroing all of a leg was ~380 Ir an attempt). */
+/* A leg with nothing built yet: what comes before the circuit key buffer
+ * zeroed, the rest left to circuits_keys and leg_build (zeroing all of a
+ * leg was ~380 Ir an attempt). */
 static void leg_init(leg *l, call *c, cand *cd, llmr_response *resp) {
-  memset(l, 0, offsetof(leg, x));
+  memset(l, 0, offsetof(leg, k.model_key));
   l->c = c;
   l->cd = cd;
   l->resp = resp;
@@ -1274,8 +1279,9 @@ static llmr_status leg_build(leg *l) {
   size_t i;
   llmr__http_request_init(&l->http);
   llmr__http_response_init(&l->reply);
-  memset(&l->g, 0, sizeof(l->g));
   l->streaming = c->sink && l->p->vt->stream_event;
+  if (l->streaming) /* only a streaming leg reads its glue */
+    memset(&l->g, 0, sizeof(l->g));
   st = l->p->vt->build_request(l->p, c->req, l->native, l->streaming,
                                &l->http, l->resp);
   for (i = 0; st == LLMR_OK && i < l->p->n_headers; i++)
@@ -1294,7 +1300,11 @@ static llmr_status leg_build(leg *l) {
       return set_error(l->resp, LLMR_E_NOMEM, NULL, 0);
     llmr__sse_init(&l->g.sse, 0, glue_event, &l->g);
   }
-  memset(&l->x, 0, sizeof(l->x));
+  /* all of x but its 256-byte message, which is read only when its first
+   * byte says there is one */
+  memset(&l->x, 0, offsetof(llmr__xfer, err) + 1);
+  memset((char *)&l->x + offsetof(llmr__xfer, err) + sizeof(l->x.err), 0,
+         sizeof(l->x) - offsetof(llmr__xfer, err) - sizeof(l->x.err));
   l->x.req = &l->http;
   l->x.resp = &l->reply;
   l->x.sink = l->streaming ? leg_body : NULL;
