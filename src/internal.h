@@ -212,6 +212,14 @@ typedef struct llmr__sink {
   int cancelled;       /* cb returned non-zero: deliver nothing more */
 } llmr__sink;
 
+#define LLMR__RESPONSE_INLINE_ATTEMPTS 2
+#define LLMR__RESPONSE_ARENA 384
+
+/* Not to be copied by value: attempts may point at inline_attempts, and
+ * the small strings (model, provider, native_model, id, finish_reason,
+ * error, error_type, the attempts' model, provider and error) live in the
+ * struct's own arena while it has room, else the heap. Only response.c
+ * sets or frees them (it tells the two apart by address). */
 struct llmr_response {
   llmr_status status;
   llmr__buf text;
@@ -234,7 +242,7 @@ struct llmr_response {
   char **warnings;
   size_t n_warnings;
   size_t cap_warnings;
-  llmr__attempt *attempts;
+  llmr__attempt *attempts; /* inline_attempts, or the heap past 2 */
   size_t n_attempts;
   size_t cap_attempts;
   llmr__sink *sink;             /* non-NULL during llmr_stream() */
@@ -242,6 +250,11 @@ struct llmr_response {
   int64_t cost_nanousd;         /* sum over attempts; -1 unknown */
   unsigned stream_done : 1;     /* the provider's end marker was seen */
   unsigned usage_estimated : 1; /* tokens[] were estimated */
+  size_t arena_used;
+  /* not zeroed by llmr__response_new: n_attempts and arena_used say what
+   * is in use */
+  llmr__attempt inline_attempts[LLMR__RESPONSE_INLINE_ATTEMPTS];
+  char arena[LLMR__RESPONSE_ARENA];
 };
 
 llmr_response *llmr__response_new(void);
@@ -250,8 +263,12 @@ void llmr__response_reset_attempt(llmr_response *resp);
 llmr_status llmr__response_add_attempt(llmr_response *resp,
                                        const llmr__attempt *a);
 /* Move what one attempt wrote into src (answer, usage, error, warnings)
- * over to dst, replacing dst's; src keeps dst's old attempt state. */
-void llmr__response_move_attempt(llmr_response *dst, llmr_response *src);
+ * over to dst, replacing dst's; src keeps dst's old attempt state. The
+ * strings that lived in src's arena are copied into dst's (or the heap),
+ * so dst owns all it holds and src may be freed first. LLMR_E_NOMEM when
+ * a copy failed (that string is then NULL on dst). */
+llmr_status llmr__response_move_attempt(llmr_response *dst,
+                                        llmr_response *src);
 llmr_status llmr__response_set_answered(llmr_response *resp, const char *slug,
                                         const char *provider,
                                         const char *native_model);

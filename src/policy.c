@@ -330,6 +330,47 @@ static int64_t reset_wait_ms(const char *v, int64_t now_rt) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* Whether s starts with lower (lowercase), ASCII case-insensitively: an
+ * inline loop, as most names differ within the first few bytes and a
+ * strncasecmp call costs ~45 Ir. */
+static int starts_ci(const char *s, const char *lower) {
+  for (; *lower; s++, lower++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 'A' && ch <= 'Z')
+      ch = (unsigned char)(ch + ('a' - 'A'));
+    if (ch != (unsigned char)*lower)
+      return 0;
+  }
+  return 1;
+}
+
+int llmr__ratelimit_headers_present(const llmr_http_response *http) {
+  size_t i;
+  if (!http)
+    return 0;
+  for (i = 0; i < http->n_headers; i++) {
+    const char *n = http->headers[i].name;
+    /* by the first letter (| 0x20 maps only 'R' and 'r' to 'r', ...) */
+    switch (n[0] | 0x20) {
+    case 'r':
+      if (starts_ci(n + 1, "etry-after"))
+        return 1;
+      break;
+    case 'x':
+      if (starts_ci(n + 1, "-ratelimit-"))
+        return 1;
+      break;
+    case 'a':
+      if (starts_ci(n + 1, "nthropic-ratelimit-"))
+        return 1;
+      break;
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
 int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
                                     int64_t now_ms_realtime) {
   static const char *const pairs[][2] = {
@@ -347,17 +388,8 @@ int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
   const char *v;
   int64_t wait = 0;
   size_t i;
-  if (!http)
-    return 0;
   /* one pass over the names first: most replies carry none of these */
-  for (i = 0; i < http->n_headers; i++) {
-    const char *n = http->headers[i].name;
-    if (strncasecmp(n, "retry-after", 11) == 0 ||
-        strncasecmp(n, "x-ratelimit-", 12) == 0 ||
-        strncasecmp(n, "anthropic-ratelimit-", 20) == 0)
-      break;
-  }
-  if (i == http->n_headers)
+  if (!llmr__ratelimit_headers_present(http))
     return 0;
 
   /* Retry-After: retry-after-ms wins, as in llmr__retry_after_from_headers
@@ -601,15 +633,27 @@ static void maybe_forget(llmr__health *h, hentry *e) {
     unlink_entry(h, e);
 }
 
+uint64_t llmr__health_hash(const char *key) { return hash_key(key); }
+
+int llmr__health_idle(llmr__health *h) {
+  return atomic_load_explicit(&h->filter, memory_order_acquire) == 0;
+}
+
 llmr__health_decision llmr__health_check(llmr__health *h, const char *key,
                                          int64_t now_ms, int64_t *until_ms) {
+  return llmr__health_check_hashed(h, key, key ? hash_key(key) : 0, now_ms,
+                                   until_ms);
+}
+
+llmr__health_decision llmr__health_check_hashed(llmr__health *h,
+                                                const char *key,
+                                                uint64_t hash, int64_t now_ms,
+                                                int64_t *until_ms) {
   llmr__health_decision d = LLMR__HEALTH_ALLOW;
   int64_t until = now_ms;
-  uint64_t hash;
   hentry *e;
   if (!h || !key)
     goto out;
-  hash = hash_key(key);
   if (!maybe_stored(h, hash))
     goto out;
   pthread_mutex_lock(&h->mu);
@@ -636,13 +680,12 @@ out:
   return d;
 }
 
-static void report(llmr__health *h, const char *key, int64_t now_ms, int ok,
-                   int64_t hint, int is_trial) {
-  uint64_t hash;
+void llmr__health_report_hashed(llmr__health *h, const char *key,
+                                uint64_t hash, int64_t now_ms, int ok,
+                                int64_t hint, int is_trial) {
   hentry *e;
   if (!h || !key)
     return;
-  hash = hash_key(key);
   /* the common case, a success for a key with nothing stored: no lock */
   if (ok && hint <= 0 && !maybe_stored(h, hash))
     return;
@@ -678,12 +721,14 @@ out:
 
 void llmr__health_report(llmr__health *h, const char *key, int64_t now_ms,
                          int ok, int64_t cooldown_hint_ms) {
-  report(h, key, now_ms, ok, cooldown_hint_ms, 0);
+  llmr__health_report_hashed(h, key, key ? hash_key(key) : 0, now_ms, ok,
+                             cooldown_hint_ms, 0);
 }
 
 void llmr__health_report_trial(llmr__health *h, const char *key, int64_t now_ms,
                                int ok, int64_t cooldown_hint_ms) {
-  report(h, key, now_ms, ok, cooldown_hint_ms, 1);
+  llmr__health_report_hashed(h, key, key ? hash_key(key) : 0, now_ms, ok,
+                             cooldown_hint_ms, 1);
 }
 
 int64_t llmr__health_earliest(llmr__health *h, const char *const *keys,
@@ -718,11 +763,14 @@ size_t llmr__health_size(llmr__health *h) {
 }
 
 void llmr__health_release_trial(llmr__health *h, const char *key) {
-  uint64_t hash;
+  llmr__health_release_trial_hashed(h, key, key ? hash_key(key) : 0);
+}
+
+void llmr__health_release_trial_hashed(llmr__health *h, const char *key,
+                                       uint64_t hash) {
   hentry *e;
   if (!h || !key)
     return;
-  hash = hash_key(key);
   if (!maybe_stored(h, hash))
     return;
   pthread_mutex_lock(&h->mu);

@@ -124,6 +124,10 @@ int llmr__parse_rfc3339_ms(const char *s, int64_t *out_ms);
  */
 int64_t llmr__ratelimit_cooldown_ms(const llmr_http_response *http,
                                     int64_t now_ms_realtime);
+/* Whether the reply has any header llmr__ratelimit_cooldown_ms reads
+ * (retry-after*, x-ratelimit-*, anthropic-ratelimit-*): when it has none
+ * the caller need not read the realtime clock for it. NULL: 0. */
+int llmr__ratelimit_headers_present(const llmr_http_response *http);
 
 /* ---- circuit breaker / cooldown table ------------------------------------ */
 
@@ -239,6 +243,27 @@ size_t llmr__health_size(llmr__health *h);
  * Does nothing when the key holds no trial.
  */
 void llmr__health_release_trial(llmr__health *h, const char *key);
+
+/*
+ * The same four calls with the key's hash given (llmr__health_hash): an
+ * attempt checks and then reports its two keys, and hashing each once
+ * instead of at every call is ~250 Ir less per call. hash must be
+ * llmr__health_hash(key).
+ */
+uint64_t llmr__health_hash(const char *key);
+/* Whether the table holds no key at all (one atomic load, no lock): then
+ * every check says ALLOW and a success with no hint changes nothing, so a
+ * caller may skip both, and the key building and hashing before them. */
+int llmr__health_idle(llmr__health *h);
+llmr__health_decision llmr__health_check_hashed(llmr__health *h,
+                                                const char *key,
+                                                uint64_t hash, int64_t now_ms,
+                                                int64_t *until_ms);
+void llmr__health_report_hashed(llmr__health *h, const char *key,
+                                uint64_t hash, int64_t now_ms, int ok,
+                                int64_t cooldown_hint_ms, int is_trial);
+void llmr__health_release_trial_hashed(llmr__health *h, const char *key,
+                                       uint64_t hash);
 
 /* ---- the fallback policy ------------------------------------------------- */
 

@@ -7,20 +7,63 @@
 #include "jscan.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
 #define LLMR__N_TOKENS 6
 
+/* ---- the response's arena -----------------------------------------------
+ * The small strings of a response (who answered, the id, the finish
+ * reason, the error, the names in the trace: about eight a call) come
+ * from the struct's own arena while it has room, else the heap, so a
+ * plain call allocates none of them. The arena is never compacted: a
+ * string replaced in it stays until llmr_response_free, which keeps the
+ * getters' pointers valid at least as long as before and bounds the waste
+ * by the arena's size. */
+
+static int in_arena(const llmr_response *r, const void *p) {
+  return (uintptr_t)p >= (uintptr_t)r->arena &&
+         (uintptr_t)p < (uintptr_t)(r->arena + sizeof(r->arena));
+}
+
+static char *arena_strndup(llmr_response *r, const char *s, size_t n) {
+  char *d;
+  if (n < sizeof(r->arena) - r->arena_used) {
+    d = r->arena + r->arena_used;
+    r->arena_used += n + 1;
+  } else if (!(d = llmr__malloc(n + 1))) {
+    return NULL;
+  }
+  memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+/* NULL for a NULL s (as llmr__strdup). */
+static char *arena_strdup(llmr_response *r, const char *s) {
+  return s ? arena_strndup(r, s, strlen(s)) : NULL;
+}
+
+static void arena_free(const llmr_response *r, char *p) {
+  if (p && !in_arena(r, p))
+    llmr__free(p);
+}
+
 llmr_response *llmr__response_new(void) {
-  llmr_response *r = llmr__calloc(1, sizeof(*r));
+  llmr_response *r = llmr__malloc(sizeof(*r));
   int i;
   if (!r)
     return NULL;
+  /* the inline attempts and the arena need no zeroing */
+  memset(r, 0, offsetof(llmr_response, inline_attempts));
   for (i = 0; i < LLMR__N_TOKENS; i++)
     r->tokens[i] = -1;
   r->retry_after_s = -1;
   r->status = LLMR_E_ALL_FAILED;
+  r->attempts = r->inline_attempts;
+  r->cap_attempts = LLMR__RESPONSE_INLINE_ATTEMPTS;
   return r;
 }
 
@@ -34,8 +77,8 @@ static void tool_calls_clear(llmr_response *r) {
   r->n_tool_calls = 0;
 }
 
-static void clear_str(char **s) {
-  llmr__free(*s);
+static void clear_str(const llmr_response *r, char **s) {
+  arena_free(r, *s);
   *s = NULL;
 }
 
@@ -44,10 +87,10 @@ void llmr__response_reset_attempt(llmr_response *r) {
   llmr__buf_reset(&r->text);
   llmr__buf_reset(&r->reasoning);
   tool_calls_clear(r);
-  clear_str(&r->finish_reason);
-  clear_str(&r->id);
-  clear_str(&r->error);
-  clear_str(&r->error_type);
+  clear_str(r, &r->finish_reason);
+  clear_str(r, &r->id);
+  clear_str(r, &r->error);
+  clear_str(r, &r->error_type);
   for (i = 0; i < LLMR__N_TOKENS; i++)
     r->tokens[i] = -1;
   r->http_status = 0;
@@ -64,22 +107,35 @@ LLMR_API void llmr_response_free(llmr_response *r) {
   size_t i;
   if (!r)
     return;
-  llmr__response_reset_attempt(r);
-  llmr__buf_free(&r->text);
-  llmr__buf_free(&r->reasoning);
-  llmr__free(r->tool_calls);
-  llmr__free(r->model);
-  llmr__free(r->provider);
-  llmr__free(r->native_model);
-  for (i = 0; i < r->n_warnings; i++)
-    llmr__free(r->warnings[i]);
-  llmr__free(r->warnings);
-  for (i = 0; i < r->n_attempts; i++) {
-    llmr__free(r->attempts[i].model);
-    llmr__free(r->attempts[i].provider);
-    llmr__free(r->attempts[i].error);
+  /* the arena goes with the struct: only heap strings and buffers are
+   * freed one by one (and no free(NULL) for what a plain answer lacks) */
+  if (r->text.data)
+    llmr__buf_free(&r->text);
+  if (r->reasoning.data)
+    llmr__buf_free(&r->reasoning);
+  if (r->tool_calls) {
+    tool_calls_clear(r);
+    llmr__free(r->tool_calls);
   }
-  llmr__free(r->attempts);
+  arena_free(r, r->finish_reason);
+  arena_free(r, r->id);
+  arena_free(r, r->error);
+  arena_free(r, r->error_type);
+  arena_free(r, r->model);
+  arena_free(r, r->provider);
+  arena_free(r, r->native_model);
+  if (r->warnings) {
+    for (i = 0; i < r->n_warnings; i++)
+      llmr__free(r->warnings[i]);
+    llmr__free(r->warnings);
+  }
+  for (i = 0; i < r->n_attempts; i++) {
+    arena_free(r, r->attempts[i].model);
+    arena_free(r, r->attempts[i].provider);
+    arena_free(r, r->attempts[i].error);
+  }
+  if (r->attempts != r->inline_attempts)
+    llmr__free(r->attempts);
   llmr__free(r);
 }
 
@@ -90,8 +146,17 @@ LLMR_API void llmr_response_free(llmr_response *r) {
     (b) = tmp_;                                                                \
   } while (0)
 
-void llmr__response_move_attempt(llmr_response *dst, llmr_response *src) {
-  int i;
+/* A string dst took over from src: copied out of src's arena into dst's
+ * (or the heap), since src's arena goes when src is freed. */
+static int rehome(llmr_response *dst, const llmr_response *src, char **s) {
+  if (!*s || !in_arena(src, *s))
+    return 0;
+  return (*s = arena_strdup(dst, *s)) ? 0 : -1;
+}
+
+llmr_status llmr__response_move_attempt(llmr_response *dst,
+                                        llmr_response *src) {
+  int i, bad;
   unsigned f;
   llmr__response_reset_attempt(dst);
   SWAP(llmr__buf, dst->text, src->text);
@@ -118,35 +183,63 @@ void llmr__response_move_attempt(llmr_response *dst, llmr_response *src) {
   f = dst->usage_estimated;
   dst->usage_estimated = src->usage_estimated;
   src->usage_estimated = f & 1u;
+  /* src got dst's reset state (no strings); dst's may sit in src's arena */
+  bad = rehome(dst, src, &dst->finish_reason);
+  bad |= rehome(dst, src, &dst->id);
+  bad |= rehome(dst, src, &dst->error);
+  bad |= rehome(dst, src, &dst->error_type);
+  return bad ? LLMR_E_NOMEM : LLMR_OK;
+}
+
+/* Room for one more attempt: the inline array, then the heap. */
+static int attempts_room(llmr_response *r) {
+  llmr__attempt *p;
+  size_t cap;
+  if (r->n_attempts < r->cap_attempts)
+    return 0;
+  if (r->attempts != r->inline_attempts)
+    return llmr__grow((void **)&r->attempts, &r->cap_attempts,
+                      r->n_attempts + 1, sizeof(*r->attempts));
+  cap = r->cap_attempts * 4;
+  if (!(p = llmr__malloc(cap * sizeof(*p))))
+    return -1;
+  memcpy(p, r->attempts, r->n_attempts * sizeof(*p));
+  r->attempts = p;
+  r->cap_attempts = cap;
+  return 0;
 }
 
 llmr_status llmr__response_add_attempt(llmr_response *r,
                                        const llmr__attempt *a) {
   llmr__attempt *d;
-  if (llmr__grow((void **)&r->attempts, &r->cap_attempts, r->n_attempts + 1,
-                 sizeof(*r->attempts)) != 0)
+  if (attempts_room(r) != 0)
     return LLMR_E_NOMEM;
   d = &r->attempts[r->n_attempts];
   *d = *a;
-  d->model = llmr__strdup(a->model);
-  d->provider = llmr__strdup(a->provider);
-  d->error = llmr__strdup(a->error);
+  d->model = arena_strdup(r, a->model);
+  d->provider = arena_strdup(r, a->provider);
+  d->error = arena_strdup(r, a->error);
   if ((a->model && !d->model) || (a->provider && !d->provider) ||
       (a->error && !d->error)) {
-    llmr__free(d->model);
-    llmr__free(d->provider);
-    llmr__free(d->error);
+    arena_free(r, d->model);
+    arena_free(r, d->provider);
+    arena_free(r, d->error);
     return LLMR_E_NOMEM;
   }
   r->n_attempts++;
   return LLMR_OK;
 }
 
-static llmr_status set_str(char **slot, const char *v) {
+/* Replace *slot with a copy of v (NULL clears it). The same text again
+ * keeps the copy there is: a stream may repeat its id on every chunk, and
+ * each copy would take arena room until the response is freed. */
+static llmr_status set_str(llmr_response *r, char **slot, const char *v) {
   char *d = NULL;
-  if (v && !(d = llmr__strdup(v)))
+  if (v && *slot && strcmp(*slot, v) == 0)
+    return LLMR_OK;
+  if (v && !(d = arena_strdup(r, v)))
     return LLMR_E_NOMEM;
-  llmr__free(*slot);
+  arena_free(r, *slot);
   *slot = d;
   return LLMR_OK;
 }
@@ -154,9 +247,9 @@ static llmr_status set_str(char **slot, const char *v) {
 llmr_status llmr__response_set_answered(llmr_response *r, const char *slug,
                                         const char *provider,
                                         const char *native_model) {
-  if (set_str(&r->model, slug) != LLMR_OK ||
-      set_str(&r->provider, provider) != LLMR_OK ||
-      set_str(&r->native_model, native_model) != LLMR_OK)
+  if (set_str(r, &r->model, slug) != LLMR_OK ||
+      set_str(r, &r->provider, provider) != LLMR_OK ||
+      set_str(r, &r->native_model, native_model) != LLMR_OK)
     return LLMR_E_NOMEM;
   return LLMR_OK;
 }
@@ -533,7 +626,7 @@ llmr_status llmr__stream_error(llmr_response *resp, const cJSON *body) {
 
 LLMR_API llmr_status llmr_response_set_finish_reason(llmr_response *r,
                                                      const char *reason) {
-  return r ? set_str(&r->finish_reason, reason) : LLMR_E_INVAL;
+  return r ? set_str(r, &r->finish_reason, reason) : LLMR_E_INVAL;
 }
 
 LLMR_API llmr_status llmr_response_set_tokens(llmr_response *r,
@@ -545,7 +638,7 @@ LLMR_API llmr_status llmr_response_set_tokens(llmr_response *r,
 }
 
 LLMR_API llmr_status llmr_response_set_id(llmr_response *r, const char *id) {
-  return r ? set_str(&r->id, id) : LLMR_E_INVAL;
+  return r ? set_str(r, &r->id, id) : LLMR_E_INVAL;
 }
 
 LLMR_API llmr_status llmr_response_add_warning(llmr_response *r,
@@ -572,8 +665,8 @@ LLMR_API llmr_status llmr_response_set_error(llmr_response *r,
   r->status = status;
   r->retryable = retryable != 0;
   r->retry_after_s = retry_after_s >= 0 ? retry_after_s : -1;
-  if (set_str(&r->error_type, type) != LLMR_OK ||
-      set_str(&r->error, message ? message : llmr_status_str(status)) !=
+  if (set_str(r, &r->error_type, type) != LLMR_OK ||
+      set_str(r, &r->error, message ? message : llmr_status_str(status)) !=
           LLMR_OK)
     return LLMR_E_NOMEM;
   return LLMR_OK;

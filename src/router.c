@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,8 +718,9 @@ typedef struct call {
   const char *const *models;
   size_t n_models;
   llmr__policy pol;
-  cand *cands;
+  cand *cands; /* inline_cands, or the heap past 4 */
   size_t n_cands;
+  size_t cap_cands;
   int recorded;           /* attempts that left a ledger record */
   int64_t deadline;       /* monotonic ms; INT64_MAX: none */
   size_t failed;          /* candidates that failed or were skipped */
@@ -727,10 +729,13 @@ typedef struct call {
   int deadline_hit;       /* the call's deadline ended it */
   uint64_t rng;
   int rng_seeded;
-  /* providers that refused their key or credit earlier in this call */
+  /* providers that refused their key or credit earlier in this call; the
+   * arrays from here on are not zeroed by call_init (n_refused and
+   * n_cands say what is in use) */
+  size_t n_refused;
   const llmr_provider *refused[16];
   llmr_status refused_st[16];
-  size_t n_refused;
+  cand inline_cands[4];
 } call;
 
 static int64_t now_ms(void) { return llmr__monotonic_ms(); }
@@ -743,10 +748,26 @@ static uint64_t *call_rng(call *c) {
   return &c->rng;
 }
 
-static llmr_status add_cand(call *c, size_t *cap, const char *slug,
-                            char *owned) {
-  if (llmr__grow((void **)&c->cands, cap, c->n_cands + 1,
-                 sizeof(*c->cands)) != 0) {
+/* Room for one more candidate: the inline array, then the heap. */
+static int cands_room(call *c) {
+  cand *p;
+  size_t cap;
+  if (c->n_cands < c->cap_cands)
+    return 0;
+  if (c->cands != c->inline_cands)
+    return llmr__grow((void **)&c->cands, &c->cap_cands, c->n_cands + 1,
+                      sizeof(*c->cands));
+  cap = c->cap_cands * 4;
+  if (!(p = llmr__malloc(cap * sizeof(*p))))
+    return -1;
+  memcpy(p, c->cands, c->n_cands * sizeof(*p));
+  c->cands = p;
+  c->cap_cands = cap;
+  return 0;
+}
+
+static llmr_status add_cand(call *c, const char *slug, char *owned) {
+  if (cands_room(c) != 0) {
     llmr__free(owned);
     return LLMR_E_NOMEM;
   }
@@ -833,7 +854,7 @@ static void group_order(call *c, const lb_group *g, size_t *order) {
  * "a|b" entries become their deployments, in the order this call tries
  * them). */
 static llmr_status expand(call *c) {
-  size_t cap = 0, i, k;
+  size_t i, k;
   llmr_status st;
   for (i = 0; i < c->n_models; i++) {
     const char *e = c->models[i] ? c->models[i] : "";
@@ -842,7 +863,7 @@ static llmr_status expand(call *c) {
       size_t order[LLMR__GROUP_MAX_TARGETS];
       group_order(c, g, order);
       for (k = 0; k < g->n; k++)
-        if ((st = add_cand(c, &cap, g->slugs[order[k]], NULL)) != LLMR_OK)
+        if ((st = add_cand(c, g->slugs[order[k]], NULL)) != LLMR_OK)
           return st;
     } else if (strchr(e, '|')) {
       const char *parts[LLMR__GROUP_MAX_TARGETS];
@@ -860,7 +881,7 @@ static llmr_status expand(call *c) {
         p = bar + 1;
       }
       if (n == 0) {
-        if ((st = add_cand(c, &cap, "", NULL)) != LLMR_OK)
+        if ((st = add_cand(c, "", NULL)) != LLMR_OK)
           return st;
         continue;
       }
@@ -870,10 +891,10 @@ static llmr_status expand(call *c) {
         char *piece = llmr__strndup(parts[j], lens[j]);
         if (!piece)
           return LLMR_E_NOMEM;
-        if ((st = add_cand(c, &cap, NULL, piece)) != LLMR_OK)
+        if ((st = add_cand(c, NULL, piece)) != LLMR_OK)
           return st;
       }
-    } else if ((st = add_cand(c, &cap, e, NULL)) != LLMR_OK) {
+    } else if ((st = add_cand(c, e, NULL)) != LLMR_OK) {
       return st;
     }
   }
@@ -883,9 +904,11 @@ static llmr_status expand(call *c) {
 static void free_cands(call *c) {
   size_t i;
   for (i = 0; i < c->n_cands; i++)
-    llmr__free(c->cands[i].owned);
-  llmr__free(c->cands);
-  c->cands = NULL;
+    if (c->cands[i].owned)
+      llmr__free(c->cands[i].owned);
+  if (c->cands != c->inline_cands)
+    llmr__free(c->cands);
+  c->cands = c->inline_cands;
   c->n_cands = 0;
 }
 
@@ -924,32 +947,55 @@ static void sink_attempt(llmr__sink *sink, const char *slug,
 
 /* The provider's and the model's circuit keys and what the table said. */
 typedef struct circuits {
-  char model_key[320];
   const char *provider_key;
-  int model_trial;    /* we hold the model key's TRIAL */
-  int provider_trial; /* we hold the provider key's TRIAL */
+  const char *native;
+  uint64_t model_hash; /* llmr__health_hash of each key, once ready */
+  uint64_t provider_hash;
+  int ready;           /* model_key and the hashes are made */
+  int model_trial;     /* we hold the model key's TRIAL */
+  int provider_trial;  /* we hold the provider key's TRIAL */
+  char model_key[320]; /* "provider/model", once ready (last: leg_init
+                        * does not zero it) */
 } circuits;
 
 /* "provider/model" into out, cut to cap - 1 bytes as snprintf would
  * (without its format parsing, on every attempt). */
 static void join_key(char *out, size_t cap, const char *a, const char *b) {
-  size_t n = 0;
+  size_t n = strlen(a), nb;
   if (!b)
     b = "(null)";
-  while (*a && n + 1 < cap)
-    out[n++] = *a++;
+  nb = strlen(b);
+  /* strlen + memcpy, not a byte loop: half the Ir for a usual key */
+  if (n > cap - 1)
+    n = cap - 1;
+  memcpy(out, a, n);
   if (n + 1 < cap)
     out[n++] = '/';
-  while (*b && n + 1 < cap)
-    out[n++] = *b++;
-  out[n] = '\0';
+  if (nb > cap - 1 - n)
+    nb = cap - 1 - n;
+  memcpy(out + n, b, nb);
+  out[n + nb] = '\0';
 }
 
 static void circuits_init(circuits *k, const llmr_provider *p,
                           const char *native) {
-  memset(k, 0, sizeof(*k));
   k->provider_key = p->name;
-  join_key(k->model_key, sizeof(k->model_key), p->name, native);
+  k->native = native;
+  k->ready = 0;
+  k->model_trial = k->provider_trial = 0;
+}
+
+/* The model key and both hashes, made the first time the table may hold
+ * something for them: while it holds nothing at all (the usual case) an
+ * attempt needs neither (~300 Ir). */
+static circuits *circuits_keys(circuits *k) {
+  if (!k->ready) {
+    join_key(k->model_key, sizeof(k->model_key), k->provider_key, k->native);
+    k->model_hash = llmr__health_hash(k->model_key);
+    k->provider_hash = llmr__health_hash(k->provider_key);
+    k->ready = 1;
+  }
+  return k;
 }
 
 /* May this deployment be tried now? LLMR__HEALTH_SKIP with *until set
@@ -962,29 +1008,33 @@ static llmr__health_decision circuits_check(call *c, circuits *k,
   llmr__health_decision d;
   int64_t t = now_ms();
   *until = t;
-  if (!h || !c->pol.cooldown)
-    return LLMR__HEALTH_ALLOW;
-  d = llmr__health_check(h, k->provider_key, t, until);
+  if (!h || !c->pol.cooldown || llmr__health_idle(h))
+    return LLMR__HEALTH_ALLOW; /* what an empty table answers */
+  circuits_keys(k);
+  d = llmr__health_check_hashed(h, k->provider_key, k->provider_hash, t,
+                                  until);
   if (d == LLMR__HEALTH_SKIP)
     return d;
   if (d == LLMR__HEALTH_TRIAL) {
     if (only_allow) {
-      llmr__health_release_trial(h, k->provider_key);
+      llmr__health_release_trial_hashed(h, k->provider_key,
+                                        k->provider_hash);
       return LLMR__HEALTH_SKIP;
     }
     k->provider_trial = 1;
   }
-  d = llmr__health_check(h, k->model_key, t, until);
+  d = llmr__health_check_hashed(h, k->model_key, k->model_hash, t, until);
   if (d == LLMR__HEALTH_TRIAL) {
     if (only_allow) {
-      llmr__health_release_trial(h, k->model_key);
+      llmr__health_release_trial_hashed(h, k->model_key, k->model_hash);
       d = LLMR__HEALTH_SKIP;
     } else {
       k->model_trial = 1;
     }
   }
   if (d == LLMR__HEALTH_SKIP && k->provider_trial) {
-    llmr__health_release_trial(h, k->provider_key);
+    llmr__health_release_trial_hashed(h, k->provider_key,
+                                      k->provider_hash);
     k->provider_trial = 0;
   }
   return d;
@@ -993,18 +1043,25 @@ static llmr__health_decision circuits_check(call *c, circuits *k,
 /* Give back trials that will not be reported (nothing was sent). */
 static void circuits_release(call *c, circuits *k) {
   if (k->provider_trial)
-    llmr__health_release_trial(c->r->health, k->provider_key);
+    llmr__health_release_trial_hashed(c->r->health, k->provider_key,
+                                      k->provider_hash);
   if (k->model_trial)
-    llmr__health_release_trial(c->r->health, k->model_key);
+    llmr__health_release_trial_hashed(c->r->health, k->model_key,
+                                      k->model_hash);
   k->provider_trial = k->model_trial = 0;
 }
 
-static void report_key(llmr__health *h, const char *key, int *trial,
-                       int ok, int64_t hint) {
-  if (*trial)
-    llmr__health_report_trial(h, key, now_ms(), ok, hint);
-  else
-    llmr__health_report(h, key, now_ms(), ok, hint);
+/* Report one of k's keys (model: the model key, else the provider's). */
+static void report_key(llmr__health *h, circuits *k, int model, int ok,
+                       int64_t hint) {
+  int *trial = model ? &k->model_trial : &k->provider_trial;
+  /* a success with no hint changes nothing in an empty table */
+  if (ok && hint <= 0 && !*trial && llmr__health_idle(h))
+    return;
+  circuits_keys(k);
+  llmr__health_report_hashed(h, model ? k->model_key : k->provider_key,
+                             model ? k->model_hash : k->provider_hash,
+                             now_ms(), ok, hint, *trial);
   *trial = 0;
 }
 
@@ -1023,7 +1080,9 @@ static void circuits_report(call *c, circuits *k, llmr_status st, int http,
   int64_t hint = 0;
   if (!h)
     return;
-  if (c->pol.rate_limit_headers && http > 0)
+  /* the names first: the realtime clock only when a header may need it */
+  if (c->pol.rate_limit_headers && http > 0 &&
+      llmr__ratelimit_headers_present(reply))
     hint = llmr__ratelimit_cooldown_ms(reply, llmr__realtime_ms());
   if (st != LLMR_OK && cls < 0) { /* cancelled, out of memory: no verdict */
     circuits_release(c, k);
@@ -1031,21 +1090,22 @@ static void circuits_report(call *c, circuits *k, llmr_status st, int http,
   }
   /* the provider: its failure, or a reply that proves it answers */
   if (scope == LLMR__SCOPE_PROVIDER)
-    report_key(h, k->provider_key, &k->provider_trial, 0, 0);
+    report_key(h, k, 0, 0, 0);
   else if (http > 0)
-    report_key(h, k->provider_key, &k->provider_trial, 1, 0);
+    report_key(h, k, 0, 1, 0);
   else if (k->provider_trial)
-    llmr__health_release_trial(h, k->provider_key);
+    llmr__health_release_trial_hashed(h, k->provider_key,
+                                      k->provider_hash);
   k->provider_trial = 0;
   /* the model */
   if (scope == LLMR__SCOPE_MODEL)
-    report_key(h, k->model_key, &k->model_trial, 0, hint);
+    report_key(h, k, 1, 0, hint);
   else if (scope == LLMR__SCOPE_NONE && (http > 0 || st == LLMR_OK))
-    report_key(h, k->model_key, &k->model_trial, 1, hint);
+    report_key(h, k, 1, 1, hint);
   else if (hint > 0)
-    report_key(h, k->model_key, &k->model_trial, 1, hint);
+    report_key(h, k, 1, 1, hint);
   else if (k->model_trial) {
-    llmr__health_release_trial(h, k->model_key);
+    llmr__health_release_trial_hashed(h, k->model_key, k->model_hash);
     k->model_trial = 0;
   }
 }
@@ -1098,20 +1158,23 @@ static void settle(call *c, const llmr_response *src, llmr__attempt *a,
                    int64_t t_wall, double ttft_ms, llmr__reservation *res) {
   llmr_response *resp = c->resp;
   llmr__ledger_rec rec;
+  llmr__usage u;
   char err[LLMR_ERRBUF_SIZE];
-  memset(&rec, 0, sizeof(rec));
-  rec.usage.prompt = src->tokens[LLMR_TOKENS_PROMPT];
-  rec.usage.completion = src->tokens[LLMR_TOKENS_COMPLETION];
-  rec.usage.cached = src->tokens[LLMR_TOKENS_CACHED];
-  rec.usage.cache_write = src->tokens[LLMR_TOKENS_CACHE_WRITE];
-  rec.usage.reasoning = src->tokens[LLMR_TOKENS_REASONING];
-  a->cost_nanousd = llmr__cost_nanousd(info, &rec.usage, a->status == LLMR_OK);
+  memset(&u, 0, sizeof(u));
+  u.prompt = src->tokens[LLMR_TOKENS_PROMPT];
+  u.completion = src->tokens[LLMR_TOKENS_COMPLETION];
+  u.cached = src->tokens[LLMR_TOKENS_CACHED];
+  u.cache_write = src->tokens[LLMR_TOKENS_CACHE_WRITE];
+  u.reasoning = src->tokens[LLMR_TOKENS_REASONING];
+  a->cost_nanousd = llmr__cost_nanousd(info, &u, a->status == LLMR_OK);
   if (a->cost_nanousd < 0 || resp->cost_nanousd < 0)
     resp->cost_nanousd = -1;
   else
     resp->cost_nanousd += a->cost_nanousd;
   if (!c->r->ledger)
     return;
+  memset(&rec, 0, sizeof(rec)); /* only with a ledger to write it to */
+  rec.usage = u;
   rec.t_ms = t_wall;
   rec.id = resp->request_id;
   rec.app = c->req->app;
@@ -1145,12 +1208,7 @@ typedef struct leg {
   llmr_provider *p;
   const char *native;
   const llmr__model_info *info;
-  circuits k;
   llmr_response *resp; /* c->resp, or a scratch response for a hedge */
-  llmr_http_request http;
-  llmr_http_response reply;
-  llmr__xfer x;
-  glue g;
   int streaming;
   llmr__reservation res;
   double t0;
@@ -1159,7 +1217,24 @@ typedef struct leg {
   int announced;     /* its events have been pointed at it */
   int deadline_cut;  /* its timeout is the call's deadline, not the limit */
   llmr_status st;
+  circuits k; /* zeroed but for its key buffer */
+  /* from here on set up by leg_build (2.5 KiB, mostly the two arenas):
+   * leg_init leaves it alone */
+  llmr__xfer x;
+  glue g;
+  llmr_http_request http;
+  llmr_http_response reply;
 } leg;
+
+/* A leg with nothing built yet: what comes before the circuit key buffer
+ * zeroed, the rest left to circuits_keys and leg_build (zeroing all of a
+ * leg was ~380 Ir an attempt). */
+static void leg_init(leg *l, call *c, cand *cd, llmr_response *resp) {
+  memset(l, 0, offsetof(leg, k.model_key));
+  l->c = c;
+  l->cd = cd;
+  l->resp = resp;
+}
 
 /* The sink of a streaming leg: the first body bytes of the leg that won
  * point the events at it (a hedge that wins announces itself with an
@@ -1204,8 +1279,9 @@ static llmr_status leg_build(leg *l) {
   size_t i;
   llmr__http_request_init(&l->http);
   llmr__http_response_init(&l->reply);
-  memset(&l->g, 0, sizeof(l->g));
   l->streaming = c->sink && l->p->vt->stream_event;
+  if (l->streaming) /* only a streaming leg reads its glue */
+    memset(&l->g, 0, sizeof(l->g));
   st = l->p->vt->build_request(l->p, c->req, l->native, l->streaming,
                                &l->http, l->resp);
   for (i = 0; st == LLMR_OK && i < l->p->n_headers; i++)
@@ -1224,7 +1300,11 @@ static llmr_status leg_build(leg *l) {
       return set_error(l->resp, LLMR_E_NOMEM, NULL, 0);
     llmr__sse_init(&l->g.sse, 0, glue_event, &l->g);
   }
-  memset(&l->x, 0, sizeof(l->x));
+  /* all of x but its 256-byte message, which is read only when its first
+   * byte says there is one */
+  memset(&l->x, 0, offsetof(llmr__xfer, err) + 1);
+  memset((char *)&l->x + offsetof(llmr__xfer, err) + sizeof(l->x.err), 0,
+         sizeof(l->x) - offsetof(llmr__xfer, err) - sizeof(l->x.err));
   l->x.req = &l->http;
   l->x.resp = &l->reply;
   l->x.sink = l->streaming ? leg_body : NULL;
@@ -1452,6 +1532,7 @@ static int64_t retry_wait(call *c, leg *l, unsigned tries) {
   if (c->deadline != INT64_MAX && t + wait >= c->deadline)
     return NO_RETRY_DEADLINE;
   if (c->r->health && c->pol.cooldown) {
+    circuits_keys(&l->k);
     keys[0] = l->k.provider_key;
     keys[1] = l->k.model_key;
     /* both keys must be triable by then (the earliest of one key each) */
@@ -1480,9 +1561,7 @@ static int prepare_hedge(call *c, size_t k, leg *h, long *timeout) {
     }
   if (!cd)
     return 0;
-  memset(h, 0, sizeof(*h));
-  h->c = c;
-  h->cd = cd;
+  leg_init(h, c, cd, NULL);
   h->hedge = 1;
   if (!(h->resp = llmr__response_new()))
     return 0;
@@ -1536,7 +1615,7 @@ static llmr_status attempt(call *c, size_t k, leg *l, long timeout,
   llmr_status st;
 
   *hedged = 0;
-  memset(&h, 0, sizeof(h));
+  /* h is set up by prepare_hedge, and used only when it says so */
   if ((st = leg_build(l)) != LLMR_OK) {
     leg_free(l);
     llmr__ledger_release(c->r->ledger, &l->res);
@@ -1608,8 +1687,9 @@ static llmr_status attempt(call *c, size_t k, leg *l, long timeout,
           (!h.x.cancelled &&
            policy_decide(c, l->st, l->resp->http_status, l->resp->retryable,
                   &retry) != STOP)) {
-        llmr__response_move_attempt(c->resp, h.resp);
-        st = h.st;
+        st = llmr__response_move_attempt(c->resp, h.resp);
+        if (st == LLMR_OK)
+          st = h.st;
         sink_attempt(c->sink, h.cd->slug, h.p, h.native);
         l->cd = h.cd;
         l->p = h.p;
@@ -1652,10 +1732,7 @@ static int try_cand(call *c, size_t k, llmr_status *last_st) {
   int retry, hedged;
   leg l;
 
-  memset(&l, 0, sizeof(l));
-  l.c = c;
-  l.cd = cd;
-  l.resp = resp;
+  leg_init(&l, c, cd, resp);
   llmr__response_reset_attempt(resp);
   if (c->deadline != INT64_MAX && now_ms() >= c->deadline) {
     *last_st = deadline_error(c);
@@ -1928,7 +2005,9 @@ static llmr_status call_init(call *c, llmr_router *r,
                              const char *const *models, size_t n_models,
                              const llmr_request *req, llmr_response *resp) {
   char err[LLMR_ERRBUF_SIZE];
-  memset(c, 0, sizeof(*c));
+  memset(c, 0, offsetof(call, refused));
+  c->cands = c->inline_cands;
+  c->cap_cands = sizeof(c->inline_cands) / sizeof(c->inline_cands[0]);
   c->r = r;
   c->req = req;
   c->resp = resp;

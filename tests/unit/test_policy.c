@@ -293,6 +293,49 @@ static int64_t cooldown(const char *first, ...) {
   return ms;
 }
 
+/* The name pass before the clock is read: any case, and names that
+ * start alike but are not rate-limit headers. The names are set directly
+ * (add_header lowercases them). */
+static void test_ratelimit_headers_present(void **state) {
+  static const struct {
+    const char *name;
+    int yes;
+  } cases[] = {
+      {"retry-after", 1},
+      {"Retry-After-Ms", 1},
+      {"RETRY-AFTER", 1},
+      {"x-ratelimit-remaining-requests", 1},
+      {"X-RateLimit-Reset-Tokens", 1},
+      {"anthropic-ratelimit-tokens-remaining", 1},
+      {"Anthropic-RateLimit-Requests-Reset", 1},
+      {"retry", 0},
+      {"retry_after", 0},
+      {"x-request-id", 0},
+      {"x-ratelimit", 0},
+      {"anthropic-version", 0},
+      {"ratelimit-remaining", 0},
+      {"content-type", 0},
+      {"", 0},
+  };
+  llmr_http_response http;
+  llmr__header h[2];
+  size_t i;
+  (void)state;
+  assert_int_equal(llmr__ratelimit_headers_present(NULL), 0);
+  memset(&http, 0, sizeof(http));
+  http.headers = h;
+  h[0].name = (char *)"date";
+  h[0].value = h[1].value = (char *)"0";
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    h[1].name = (char *)cases[i].name;
+    http.n_headers = 2;
+    if (llmr__ratelimit_headers_present(&http) != cases[i].yes)
+      fail_msg("'%s': expected %d", cases[i].name, cases[i].yes);
+  }
+  http.n_headers = 0;
+  assert_int_equal(llmr__ratelimit_headers_present(&http), 0);
+}
+
 static void test_cooldown_retry_after(void **state) {
   (void)state;
   assert_int_equal(llmr__ratelimit_cooldown_ms(NULL, NOW_RT), 0);
@@ -960,6 +1003,7 @@ int main(void) {
       cmocka_unit_test(test_retry_wait),
       cmocka_unit_test(test_parse_duration),
       cmocka_unit_test(test_parse_rfc3339),
+      cmocka_unit_test(test_ratelimit_headers_present),
       cmocka_unit_test(test_cooldown_retry_after),
       cmocka_unit_test(test_cooldown_openai_style),
       cmocka_unit_test(test_cooldown_anthropic),
