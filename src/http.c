@@ -38,16 +38,9 @@ static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
   if (!*arr) {
     *arr = inl;
     *cap = n_inl;
-  } else if (n == *cap && *arr == inl) {
-    llmr__header *a = llmr__malloc(2 * n_inl * sizeof(*a));
-    if (!a)
-      return NULL;
-    memcpy(a, inl, n * sizeof(*a));
-    *arr = a;
-    *cap = 2 * n_inl;
-  } else if (llmr__grow((void **)arr, cap, n + 1, sizeof(**arr)) != 0) {
-    return NULL;
   }
+  if (llmr__grow_inline((void **)arr, cap, n, sizeof(**arr), inl) != 0)
+    return NULL;
   return &(*arr)[n];
 }
 

@@ -64,6 +64,12 @@ void llmr__secret_set_free_hook(llmr__secret_free_hook hook);
 /* Grow *arr (of elements of `size` bytes) so that it holds at least `need`
  * elements; *cap is updated. Returns 0 or -1 on out-of-memory/overflow. */
 int llmr__grow(void **arr, size_t *cap, size_t need, size_t size);
+/* Room for element n (0-based) of *arr, which starts as the caller's inline
+ * array `inl` of *cap elements (*cap > 0): when that is full, the elements
+ * move to a heap array of twice as many, and later growth is llmr__grow's.
+ * The caller frees *arr only when it is no longer `inl`. 0 or -1. */
+int llmr__grow_inline(void **arr, size_t *cap, size_t n, size_t size,
+                      const void *inl);
 
 /* ---- growable byte buffer ----------------------------------------------- */
 

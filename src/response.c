@@ -191,28 +191,12 @@ llmr_status llmr__response_move_attempt(llmr_response *dst,
   return bad ? LLMR_E_NOMEM : LLMR_OK;
 }
 
-/* Room for one more attempt: the inline array, then the heap. */
-static int attempts_room(llmr_response *r) {
-  llmr__attempt *p;
-  size_t cap;
-  if (r->n_attempts < r->cap_attempts)
-    return 0;
-  if (r->attempts != r->inline_attempts)
-    return llmr__grow((void **)&r->attempts, &r->cap_attempts,
-                      r->n_attempts + 1, sizeof(*r->attempts));
-  cap = r->cap_attempts * 4;
-  if (!(p = llmr__malloc(cap * sizeof(*p))))
-    return -1;
-  memcpy(p, r->attempts, r->n_attempts * sizeof(*p));
-  r->attempts = p;
-  r->cap_attempts = cap;
-  return 0;
-}
-
 llmr_status llmr__response_add_attempt(llmr_response *r,
                                        const llmr__attempt *a) {
   llmr__attempt *d;
-  if (attempts_room(r) != 0)
+  if (llmr__grow_inline((void **)&r->attempts, &r->cap_attempts,
+                        r->n_attempts, sizeof(*r->attempts),
+                        r->inline_attempts) != 0)
     return LLMR_E_NOMEM;
   d = &r->attempts[r->n_attempts];
   *d = *a;

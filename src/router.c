@@ -749,25 +749,9 @@ static uint64_t *call_rng(call *c) {
 }
 
 /* Room for one more candidate: the inline array, then the heap. */
-static int cands_room(call *c) {
-  cand *p;
-  size_t cap;
-  if (c->n_cands < c->cap_cands)
-    return 0;
-  if (c->cands != c->inline_cands)
-    return llmr__grow((void **)&c->cands, &c->cap_cands, c->n_cands + 1,
-                      sizeof(*c->cands));
-  cap = c->cap_cands * 4;
-  if (!(p = llmr__malloc(cap * sizeof(*p))))
-    return -1;
-  memcpy(p, c->cands, c->n_cands * sizeof(*p));
-  c->cands = p;
-  c->cap_cands = cap;
-  return 0;
-}
-
 static llmr_status add_cand(call *c, const char *slug, char *owned) {
-  if (cands_room(c) != 0) {
+  if (llmr__grow_inline((void **)&c->cands, &c->cap_cands, c->n_cands,
+                        sizeof(*c->cands), c->inline_cands) != 0) {
     llmr__free(owned);
     return LLMR_E_NOMEM;
   }

@@ -73,6 +73,24 @@ int llmr__grow(void **arr, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
+int llmr__grow_inline(void **arr, size_t *cap, size_t n, size_t size,
+                      const void *inl) {
+  void *p;
+  if (n < *cap)
+    return 0;
+  if (*arr != inl)
+    return llmr__grow(arr, cap, n + 1, size);
+  /* the inline array is full: move to the heap, leaving it unused */
+  if (*cap > SIZE_MAX / 2 / size)
+    return -1;
+  if (!(p = llmr__malloc(2 * *cap * size)))
+    return -1;
+  memcpy(p, *arr, n * size);
+  *arr = p;
+  *cap *= 2;
+  return 0;
+}
+
 /* ---- buffers ------------------------------------------------------------ */
 
 static int buf_reserve(llmr__buf *b, size_t extra) {

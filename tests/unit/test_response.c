@@ -133,6 +133,32 @@ static void test_overflow_to_heap(void **state) {
   llmr_response_free(r); /* leaks show under make asan */
 }
 
+/* llmr__grow_inline, the growth that attempts, a call's candidates and
+ * header lists share: in place while the inline array has room, then one
+ * move to the heap with every element kept, then plain growth. */
+static void test_grow_inline(void **state) {
+  int inl[3];
+  int *arr = inl;
+  size_t cap = 3, n;
+  (void)state;
+  for (n = 0; n < 100; n++) {
+    assert_int_equal(llmr__grow_inline((void **)&arr, &cap, n, sizeof(*arr),
+                                       inl),
+                     0);
+    assert_true(n < cap);
+    if (n < 3)
+      assert_ptr_equal(arr, inl);
+    else
+      assert_ptr_not_equal(arr, inl);
+    if (n == 3)
+      assert_int_equal(cap, 6);
+    arr[n] = (int)(n * 7 + 1);
+  }
+  for (n = 0; n < 100; n++)
+    assert_int_equal(arr[n], (int)(n * 7 + 1));
+  llmr__free(arr);
+}
+
 /* A response reused attempt after attempt: reset, fail, reset, answer. */
 static void test_reuse_after_errors(void **state) {
   llmr_response *r = llmr__response_new();
@@ -257,6 +283,7 @@ int main(void) {
       cmocka_unit_test(test_strings_in_arena),
       cmocka_unit_test(test_same_text_kept),
       cmocka_unit_test(test_overflow_to_heap),
+      cmocka_unit_test(test_grow_inline),
       cmocka_unit_test(test_reuse_after_errors),
       cmocka_unit_test(test_move_attempt),
       cmocka_unit_test(test_move_error),
