@@ -37,36 +37,17 @@ static long u_escape(const char *q, const char *e) {
   return (long)hex4(q + 1);
 }
 
-/* The bytes that end a run of plain string text: '"', '\\' and the
- * control characters. */
-static const unsigned char str_stop[256] = {
+/* jscan.h */
+const unsigned char llmr__js_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1};
-
-/* Whether any of the 8 bytes at p is one of str_stop's (SWAR: a byte is
- * below 0x20, or equal to '"' or '\\', exactly when its lane of the
- * matching word below has its high bit set; no false positives, since
- * each test's borrow only runs into higher lanes that already match). */
-static int stop8(const char *p) {
-  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-  uint64_t w, q, b;
-  memcpy(&w, p, 8);
-  q = w ^ (ones * '"');
-  b = w ^ (ones * '\\');
-  return (((w - ones * 0x20) | (q - ones) | (b - ones)) & ~w & high) != 0;
-}
 
 int llmr__js_string(llmr__jcur *c, llmr__span *sp) {
   const char *q = c->p + 1, *e = c->e;
   memset(sp, 0, sizeof(*sp));
   for (;;) {
-    /* the common run: plain bytes, eight at a time while they last */
-    while (e - q >= 8 && !stop8(q))
-      q += 8;
-    while (q < e && !str_stop[(unsigned char)*q])
-      q++;
-    if (q >= e)
+    if ((q = llmr__js_plain(q, e)) >= e)
       return -2;
     if (*q == '"')
       break;
@@ -356,22 +337,32 @@ int llmr__span_eq(const llmr__span *sp, const char *s) {
  * are printed by cJSON itself (cJSON_PrintPreallocated on an item on the
  * stack). */
 
-/* Whether any of the 8 bytes at p is DEL (0x7f; SWAR as in stop8). */
-static int del8(const char *p) {
+/* The DEL bytes (0x7f) of the 8 at p, as llmr__js_stop8 marks its own. */
+static uint64_t del8(const char *p) {
   const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
   uint64_t w, d;
   memcpy(&w, p, 8);
   d = w ^ (ones * 0x7f);
-  return ((d - ones) & ~d & high) != 0;
+  return (d - ones) & ~d & high;
 }
 
 /* How many bytes at s go out as they are: in cJSON's style all but '"',
- * '\\' and the control characters (str_stop's set), the ledger's DEL too. */
+ * '\\' and the control characters (llmr__js_stop's set), the ledger's DEL
+ * too. */
 static size_t plain_len(const char *s, size_t n, int cjson) {
   size_t i = 0;
-  while (n - i >= 8 && !stop8(s + i) && (cjson || !del8(s + i)))
+  while (n - i >= 8) {
+    uint64_t m = llmr__js_stop8(s + i) | (cjson ? 0 : del8(s + i));
+    if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return i + (size_t)(__builtin_ctzll(m) >> 3);
+#else
+      break;
+#endif
+    }
     i += 8;
-  while (i < n && !str_stop[(unsigned char)s[i]] &&
+  }
+  while (i < n && !llmr__js_stop[(unsigned char)s[i]] &&
          (cjson || s[i] != 0x7f))
     i++;
   return i;

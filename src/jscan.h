@@ -48,6 +48,44 @@ static inline void llmr__js_ws(llmr__jcur *c) {
          (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
     c->p++;
 }
+/* The bytes that end a run of plain string text: '"', '\\' and the
+ * control characters (1 for those, 0 for the rest). */
+extern const unsigned char llmr__js_stop[256];
+
+/* The bytes of the 8 at p that are one of llmr__js_stop's, as the high
+ * bit of their lane (SWAR: a byte is below 0x20, or equal to '"' or
+ * '\\', exactly when its lane of the word below has its high bit set).
+ * The lowest set lane is always a true one: a test's borrow only runs
+ * into higher lanes, from a lane that already matches. */
+static inline uint64_t llmr__js_stop8(const char *p) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t w, q, b;
+  memcpy(&w, p, 8);
+  q = w ^ (ones * '"');
+  b = w ^ (ones * '\\');
+  return ((w - ones * 0x20) | (q - ones) | (b - ones)) & ~w & high;
+}
+
+/* The first byte in [q, e) that ends a run of plain string text, or e:
+ * eight bytes at a time while they last (the first stop found in a word
+ * located from its mask, on little-endian machines). */
+static inline const char *llmr__js_plain(const char *q, const char *e) {
+  while (e - q >= 8) {
+    uint64_t m = llmr__js_stop8(q);
+    if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return q + (__builtin_ctzll(m) >> 3);
+#else
+      break;
+#endif
+    }
+    q += 8;
+  }
+  while (q < e && !llmr__js_stop[(unsigned char)*q])
+    q++;
+  return q;
+}
+
 /* c->p at '"': the string's contents into sp (escapes checked). */
 int llmr__js_string(llmr__jcur *c, llmr__span *sp);
 /* c->p at a number: its text into sp (RFC 8259 grammar). */

@@ -401,216 +401,347 @@ enum {
 
 #define DECLINE 1 /* a scan result: hand the document to cJSON */
 
+/* The reader keeps its cursor in a local: each function takes the
+ * position p (p < e unless said otherwise) and returns the position past
+ * what it read, or NULL to decline. Its grammar is llmr__js_skip's
+ * (src/jscan.c) byte for byte; test_openai_fast's mutation sweep holds
+ * the two to the same documents. */
+
 /* Marks key bit k seen; a repeat declines (cJSON takes the first). */
 #define ONCE(a, k)                                                             \
   do {                                                                         \
     if ((a)->seen & (unsigned)(k))                                             \
-      return DECLINE;                                                          \
+      return NULL;                                                             \
     (a)->seen |= (unsigned)(k);                                                \
   } while (0)
 
-/* An object's members: calls member(c, key, a) with c->p at each value;
- * member consumes the value. 0 when the object is read, else DECLINE. */
-typedef int (*oa_member_fn)(llmr__jcur *c, const llmr__span *key,
-                            oa_answer *a);
+/* Whether the key [k, k + n) is the literal name. */
+#define KEY(k, n, name)                                                        \
+  ((n) == sizeof(name) - 1 && memcmp((k), (name), sizeof(name) - 1) == 0)
 
-typedef struct oa_walk {
-  oa_answer *a;
-  oa_member_fn member; /* objects */
-  size_t index;        /* arrays: the element's */
-} oa_walk;
+/* The objects the reader reads member by member. */
+enum { O_ROOT, O_CHOICE, O_MESSAGE, O_USAGE, O_PDETAILS, O_CDETAILS };
 
-static int oa_member(llmr__jcur *c, const llmr__span *key, void *user) {
-  oa_walk *w = user;
-  if (!key || key->esc) /* an escaped key: the tree path compares it */
-    return DECLINE;
-  return w->member(c, key, w->a);
+static inline const char *oa_ws(const char *p, const char *e) {
+  while (p < e && (unsigned char)*p <= ' ' &&
+         (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  return p;
 }
 
-/* Walks the object ('{') or array ('[') at c->p with each; DECLINE for
- * anything else or when the walk stops. */
-static int oa_run(llmr__jcur *c, oa_answer *a, char open, llmr__js_each each,
-                  oa_member_fn member) {
-  oa_walk w;
-  if (c->p >= c->e || *c->p != open)
-    return DECLINE;
-  w.a = a;
-  w.member = member;
-  w.index = 0;
-  return llmr__js_walk(c, each, &w) == 0 ? 0 : DECLINE;
+/* Past ch after optional white space, or NULL: the byte right at p is
+ * tried first (compact JSON has no space). */
+static inline const char *oa_past(const char *p, const char *e, char ch) {
+  if (p < e && *p == ch)
+    return p + 1;
+  p = oa_ws(p, e);
+  return p < e && *p == ch ? p + 1 : NULL;
 }
 
-static int oa_object(llmr__jcur *c, oa_answer *a, oa_member_fn member) {
-  return oa_run(c, a, '{', oa_member, member);
+/* p at '"': past the string, its contents into *sp when sp is given.
+ * Plain text is scanned inline; a string with a backslash or a control
+ * byte goes to llmr__js_string, which checks every escape. */
+static inline const char *oa_str(const char *p, const char *e,
+                                 llmr__span *sp) {
+  const char *q = llmr__js_plain(p + 1, e);
+  if (q < e && *q == '"') {
+    if (sp) {
+      sp->p = p + 1;
+      sp->n = (size_t)(q - p - 1);
+      sp->esc = sp->null = 0;
+    }
+    return q + 1;
+  } else {
+    llmr__jcur c;
+    llmr__span t;
+    c.p = p;
+    c.e = e;
+    if (llmr__js_string(&c, &t) != 0)
+      return NULL;
+    if (sp)
+      *sp = t;
+    return c.p;
+  }
 }
 
-static int oa_skip(llmr__jcur *c) {
-  return llmr__js_skip(c, OA_DEPTH) == 0 ? 0 : DECLINE;
+/* At least one digit at p, then past the digits. */
+static inline const char *oa_digits(const char *p, const char *e) {
+  if (p >= e || *p < '0' || *p > '9')
+    return NULL;
+  while (++p < e && *p >= '0' && *p <= '9')
+    ;
+  return p;
+}
+
+/* A number (RFC 8259: no leading zeros, no '+', digits after '.' and
+ * 'e'). */
+static const char *oa_num(const char *p, const char *e) {
+  if (*p == '-' && ++p >= e)
+    return NULL;
+  if (*p == '0')
+    p++;
+  else if (!(p = oa_digits(p, e)))
+    return NULL;
+  if (p < e && *p == '.' && !(p = oa_digits(p + 1, e)))
+    return NULL;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    if (++p < e && (*p == '+' || *p == '-'))
+      p++;
+    if (!(p = oa_digits(p, e)))
+      return NULL;
+  }
+  return p;
+}
+
+static const char *oa_word(const char *p, const char *e, const char *w,
+                           size_t n) {
+  return (size_t)(e - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
+}
+
+/* One value of any type, containers nested at most depth deep. */
+static const char *oa_skip(const char *p, const char *e, int depth) {
+  char close;
+  switch (*p) {
+  case '"': return oa_str(p, e, NULL);
+  case 't': return oa_word(p, e, "true", 4);
+  case 'f': return oa_word(p, e, "false", 5);
+  case 'n': return oa_word(p, e, "null", 4);
+  case '{':
+  case '[': break;
+  default:
+    return *p == '-' || (*p >= '0' && *p <= '9') ? oa_num(p, e) : NULL;
+  }
+  if (depth <= 0)
+    return NULL;
+  close = *p == '{' ? '}' : ']';
+  p = oa_ws(p + 1, e);
+  if (p < e && *p == close)
+    return p + 1;
+  for (;;) {
+    if (close == '}') {
+      if (p >= e || *p != '"' || !(p = oa_str(p, e, NULL)))
+        return NULL;
+      if (!(p = oa_past(p, e, ':')))
+        return NULL;
+      p = oa_ws(p, e);
+    }
+    if (p >= e || !(p = oa_skip(p, e, depth - 1)))
+      return NULL;
+    p = oa_ws(p, e);
+    if (p >= e)
+      return NULL;
+    if (*p != ',')
+      return *p == close ? p + 1 : NULL;
+    p = oa_ws(p + 1, e);
+  }
+}
+
+static const char *oa_skip_value(const char *p, const char *e) {
+  return oa_skip(p, e, OA_DEPTH);
 }
 
 /* A string into *sp; any other value is skipped and leaves sp null (the
  * tree path's llmr__json_str() gives NULL for it). */
-static int oa_string_or_skip(llmr__jcur *c, llmr__span *sp) {
-  if (c->p < c->e && *c->p == '"')
-    return llmr__js_string(c, sp) == 0 ? 0 : DECLINE;
+static const char *oa_string_or_skip(const char *p, const char *e,
+                                     llmr__span *sp) {
+  if (*p == '"')
+    return oa_str(p, e, sp);
   sp->null = 1;
-  return oa_skip(c);
+  return oa_skip_value(p, e);
 }
 
 /* An integer (the tree path reads numbers as doubles, exact up to 15
- * digits: anything else is declined); other types leave it unset. */
-static int oa_int_or_skip(llmr__jcur *c, int64_t *out, unsigned *has,
-                          unsigned bit) {
-  llmr__span sp;
-  if (c->p < c->e && (*c->p == '-' || (*c->p >= '0' && *c->p <= '9'))) {
-    if (llmr__js_number(c, &sp) != 0 || sp.n > 15 ||
-        llmr__span_i64(&sp, out) != 0)
-      return DECLINE;
-    *has |= bit;
-    return 0;
+ * digits: anything else is declined) into tok[u], marked in *has; other
+ * types leave it unset. */
+static const char *oa_int_or_skip(const char *p, const char *e,
+                                  int64_t *out, unsigned *has, unsigned bit) {
+  const char *end, *q;
+  int64_t v = 0;
+  if (*p != '-' && (*p < '0' || *p > '9'))
+    return oa_skip_value(p, e);
+  if (!(end = oa_num(p, e)) || end - p > 15)
+    return NULL;
+  for (q = p + (*p == '-'); q < end; q++) {
+    if (*q < '0' || *q > '9')
+      return NULL; /* a fraction or an exponent */
+    v = v * 10 + (*q - '0');
   }
-  return oa_skip(c);
+  *out = *p == '-' ? -v : v;
+  *has |= bit;
+  return end;
 }
 
-static int oa_details(llmr__jcur *c, const llmr__span *key, oa_answer *a,
-                      const char *name, int u) {
-  if (!llmr__span_is(key, name))
-    return oa_skip(c);
+static const char *oa_object(const char *p, const char *e, oa_answer *a,
+                             int obj);
+
+/* An object the reader reads, when the value is one; else skipped. */
+static const char *oa_object_or_skip(const char *p, const char *e,
+                                     oa_answer *a, int obj) {
+  return *p == '{' ? oa_object(p, e, a, obj) : oa_skip_value(p, e);
+}
+
+static const char *oa_tok(const char *p, const char *e, oa_answer *a,
+                          int u) {
   ONCE(a, K_U0 << u);
-  return oa_int_or_skip(c, &a->tok[u], &a->has_tok, 1u << u);
+  return oa_int_or_skip(p, e, &a->tok[u], &a->has_tok, 1u << u);
 }
 
-static int oa_pdetails(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  return oa_details(c, key, a, "cached_tokens", U_CACHED);
+/* "choices": the first element is read, the rest skipped. */
+static const char *oa_choices(const char *p, const char *e, oa_answer *a) {
+  if (*p != '[')
+    return NULL;
+  p = oa_ws(p + 1, e);
+  if (p < e && *p == ']')
+    return p + 1;
+  if (p >= e || *p != '{' || !(p = oa_object(p, e, a, O_CHOICE)))
+    return NULL;
+  for (;;) {
+    p = oa_ws(p, e);
+    if (p >= e)
+      return NULL;
+    if (*p != ',')
+      return *p == ']' ? p + 1 : NULL;
+    p = oa_ws(p + 1, e);
+    if (p >= e || !(p = oa_skip_value(p, e)))
+      return NULL;
+  }
 }
 
-static int oa_cdetails(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  return oa_details(c, key, a, "reasoning_tokens", U_REASONING);
-}
-
-/* "…_details": an object is read, anything else skipped. */
-static int oa_details_obj(llmr__jcur *c, oa_answer *a, unsigned k,
-                          oa_member_fn fn) {
-  ONCE(a, k);
-  return c->p < c->e && *c->p == '{' ? oa_object(c, a, fn) : oa_skip(c);
-}
-
-static int oa_usage(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  static const char *const names[] = {"prompt_tokens", "completion_tokens",
-                                      "total_tokens"};
-  int u;
-  for (u = U_PROMPT; u <= U_TOTAL; u++)
-    if (llmr__span_is(key, names[u])) {
-      ONCE(a, K_U0 << u);
-      return oa_int_or_skip(c, &a->tok[u], &a->has_tok, 1u << u);
+/* The value of member [k, k + n) of an object of kind obj. */
+static const char *oa_member(const char *p, const char *e, oa_answer *a,
+                             int obj, const char *k, size_t n) {
+  switch (obj) {
+  case O_ROOT:
+    if (KEY(k, n, "id")) {
+      ONCE(a, K_ID);
+      return oa_string_or_skip(p, e, &a->id);
     }
-  if (llmr__span_is(key, "prompt_tokens_details"))
-    return oa_details_obj(c, a, K_PDETAILS, oa_pdetails);
-  if (llmr__span_is(key, "completion_tokens_details"))
-    return oa_details_obj(c, a, K_CDETAILS, oa_cdetails);
-  return oa_skip(c);
-}
-
-static int oa_message(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  if (llmr__span_is(key, "content")) {
-    ONCE(a, K_CONTENT);
-    if (c->p < c->e && *c->p == '"')
-      return llmr__js_string(c, &a->content) == 0 ? 0 : DECLINE;
-    a->content.null = 1;
-    /* null is no text; any other type is the tree path's error */
-    return llmr__js_literal(c, "null") == 0 ? 0 : DECLINE;
-  }
-  if (llmr__span_is(key, "reasoning")) {
-    ONCE(a, K_REASONING);
-    return oa_string_or_skip(c, &a->reasoning);
-  }
-  if (llmr__span_is(key, "reasoning_content")) {
-    ONCE(a, K_REASONING_C);
-    return oa_string_or_skip(c, &a->reasoning_content);
-  }
-  if (llmr__span_is(key, "tool_calls")) {
-    llmr__jcur t;
-    ONCE(a, K_TOOLS);
-    if (c->p >= c->e || *c->p != '[')
-      return oa_skip(c);
-    /* an empty list is no calls; calls go through the tree path */
-    t.p = c->p + 1;
-    t.e = c->e;
-    llmr__js_ws(&t);
-    if (t.p >= t.e || *t.p != ']')
-      return DECLINE;
-    c->p = t.p + 1;
-    return 0;
-  }
-  return oa_skip(c);
-}
-
-static int oa_choice(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  if (llmr__span_is(key, "message")) {
-    ONCE(a, K_MESSAGE);
-    return oa_object(c, a, oa_message);
-  }
-  if (llmr__span_is(key, "finish_reason")) {
-    ONCE(a, K_FINISH);
-    return oa_string_or_skip(c, &a->finish);
-  }
-  return oa_skip(c);
-}
-
-/* An element of "choices": the first is read, the rest skipped. */
-static int oa_choice_elem(llmr__jcur *c, const llmr__span *key, void *user) {
-  oa_walk *w = user;
-  (void)key;
-  return w->index++ == 0 ? oa_object(c, w->a, oa_choice) : oa_skip(c);
-}
-
-static int oa_choices(llmr__jcur *c, oa_answer *a) {
-  return oa_run(c, a, '[', oa_choice_elem, NULL);
-}
-
-static int oa_root(llmr__jcur *c, const llmr__span *key, oa_answer *a) {
-  if (llmr__span_is(key, "error"))
-    return DECLINE; /* OpenRouter's 200 with an error: the tree path */
-  if (llmr__span_is(key, "id")) {
-    ONCE(a, K_ID);
-    return oa_string_or_skip(c, &a->id);
-  }
-  if (llmr__span_is(key, "created")) {
-    unsigned has = 0;
-    ONCE(a, K_CREATED);
-    if (oa_int_or_skip(c, &a->created, &has, 1) != 0)
-      return DECLINE;
-    a->has_created = has != 0;
-    return 0;
-  }
-  if (llmr__span_is(key, "choices")) {
-    ONCE(a, K_CHOICES);
-    return oa_choices(c, a);
-  }
-  if (llmr__span_is(key, "usage")) {
-    ONCE(a, K_USAGE);
-    if (c->p < c->e && *c->p == '{') {
-      a->usage = 1;
-      return oa_object(c, a, oa_usage);
+    if (KEY(k, n, "created")) {
+      unsigned has = 0;
+      ONCE(a, K_CREATED);
+      p = oa_int_or_skip(p, e, &a->created, &has, 1);
+      a->has_created = has != 0;
+      return p;
     }
-    return oa_skip(c);
+    if (KEY(k, n, "choices")) {
+      ONCE(a, K_CHOICES);
+      return oa_choices(p, e, a);
+    }
+    if (KEY(k, n, "usage")) {
+      ONCE(a, K_USAGE);
+      a->usage = *p == '{';
+      return oa_object_or_skip(p, e, a, O_USAGE);
+    }
+    if (KEY(k, n, "error"))
+      return NULL; /* OpenRouter's 200 with an error: the tree path */
+    break;
+  case O_CHOICE:
+    if (KEY(k, n, "message")) {
+      ONCE(a, K_MESSAGE);
+      return *p == '{' ? oa_object(p, e, a, O_MESSAGE) : NULL;
+    }
+    if (KEY(k, n, "finish_reason")) {
+      ONCE(a, K_FINISH);
+      return oa_string_or_skip(p, e, &a->finish);
+    }
+    break;
+  case O_MESSAGE:
+    if (KEY(k, n, "content")) {
+      ONCE(a, K_CONTENT);
+      if (*p == '"')
+        return oa_str(p, e, &a->content);
+      a->content.null = 1;
+      /* null is no text; any other type is the tree path's error */
+      return oa_word(p, e, "null", 4);
+    }
+    if (KEY(k, n, "reasoning")) {
+      ONCE(a, K_REASONING);
+      return oa_string_or_skip(p, e, &a->reasoning);
+    }
+    if (KEY(k, n, "reasoning_content")) {
+      ONCE(a, K_REASONING_C);
+      return oa_string_or_skip(p, e, &a->reasoning_content);
+    }
+    if (KEY(k, n, "tool_calls")) {
+      ONCE(a, K_TOOLS);
+      if (*p != '[')
+        return oa_skip_value(p, e);
+      /* an empty list is no calls; calls go through the tree path */
+      p = oa_ws(p + 1, e);
+      return p < e && *p == ']' ? p + 1 : NULL;
+    }
+    break;
+  case O_USAGE:
+    if (KEY(k, n, "prompt_tokens"))
+      return oa_tok(p, e, a, U_PROMPT);
+    if (KEY(k, n, "completion_tokens"))
+      return oa_tok(p, e, a, U_COMPLETION);
+    if (KEY(k, n, "total_tokens"))
+      return oa_tok(p, e, a, U_TOTAL);
+    if (KEY(k, n, "prompt_tokens_details")) {
+      ONCE(a, K_PDETAILS);
+      return oa_object_or_skip(p, e, a, O_PDETAILS);
+    }
+    if (KEY(k, n, "completion_tokens_details")) {
+      ONCE(a, K_CDETAILS);
+      return oa_object_or_skip(p, e, a, O_CDETAILS);
+    }
+    break;
+  case O_PDETAILS:
+    if (KEY(k, n, "cached_tokens"))
+      return oa_tok(p, e, a, U_CACHED);
+    break;
+  case O_CDETAILS:
+    if (KEY(k, n, "reasoning_tokens"))
+      return oa_tok(p, e, a, U_REASONING);
+    break;
   }
-  return oa_skip(c);
+  return oa_skip_value(p, e);
+}
+
+/* p at '{': its members, each through oa_member. A key written with
+ * escapes declines (the tree path compares it unescaped). */
+static const char *oa_object(const char *p, const char *e, oa_answer *a,
+                             int obj) {
+  p = oa_ws(p + 1, e);
+  if (p < e && *p == '}')
+    return p + 1;
+  for (;;) {
+    const char *k;
+    if (p >= e || *p != '"')
+      return NULL;
+    k = p + 1;
+    p = llmr__js_plain(k, e);
+    if (p >= e || *p != '"')
+      return NULL; /* escaped, invalid or cut */
+    {
+      size_t n = (size_t)(p - k);
+      if (!(p = oa_past(p + 1, e, ':')))
+        return NULL;
+      p = oa_ws(p, e);
+      if (p >= e || !(p = oa_member(p, e, a, obj, k, n)))
+        return NULL;
+    }
+    p = oa_ws(p, e);
+    if (p >= e)
+      return NULL;
+    if (*p != ',')
+      return *p == '}' ? p + 1 : NULL;
+    p = oa_ws(p + 1, e);
+  }
 }
 
 /* Scans the whole body; 0 when every field is in *a, DECLINE otherwise. */
 static int oa_scan(const char *text, size_t len, oa_answer *a) {
-  llmr__jcur c;
+  const char *p, *e = text + len;
   memset(a, 0, sizeof(*a));
   a->id.null = a->content.null = a->reasoning.null = 1;
   a->reasoning_content.null = a->finish.null = 1;
-  c.p = text;
-  c.e = text + len;
-  llmr__js_ws(&c);
-  if (oa_object(&c, a, oa_root) != 0 || !(a->seen & K_MESSAGE))
+  p = oa_ws(text, e);
+  if (p >= e || *p != '{' || !(p = oa_object(p, e, a, O_ROOT)) ||
+      !(a->seen & K_MESSAGE))
     return DECLINE;
-  llmr__js_ws(&c);
-  return c.p == c.e ? 0 : DECLINE;
+  return oa_ws(p, e) == e ? 0 : DECLINE;
 }
 
 /* A short string span as a C string in buf (the setters copy it), a

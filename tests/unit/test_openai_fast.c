@@ -198,6 +198,41 @@ static void test_mutations(void **state) {
   assert_true(dec > 1000);
 }
 
+/* llmr__js_plain, the string scanner's word-at-a-time run: against a byte
+ * loop, for every byte value at every position of runs up to 40 bytes
+ * (past several words and every tail length), over plain and high-bit
+ * filler, alone and followed by a second stop byte. */
+static void test_plain_runs(void **state) {
+  static const char fill[] = {'a', '\xe9', '\x7f'};
+  char buf[48];
+  size_t len, i, f;
+  int b;
+  (void)state;
+  for (f = 0; f < sizeof(fill); f++)
+    for (len = 0; len <= 40; len++)
+      for (i = 0; i < len; i++)
+        for (b = 0; b < 256; b++) {
+          size_t want, got, j;
+          int stop = b < 0x20 || b == '"' || b == '\\';
+          memset(buf, fill[f], sizeof(buf));
+          buf[i] = (char)b;
+          want = stop ? i : len;
+          got = (size_t)(llmr__js_plain(buf, buf + len) - buf);
+          if (got != want)
+            fail_msg("byte %d at %zu of %zu: stop at %zu, want %zu", b, i,
+                     len, got, want);
+          assert_int_equal(llmr__js_stop[(unsigned char)b], stop);
+          j = i + 1 + (size_t)b % 9; /* a second stop after it */
+          if (j < len) {
+            buf[j] = '"';
+            got = (size_t)(llmr__js_plain(buf, buf + len) - buf);
+            if (got != (stop ? i : j))
+              fail_msg("byte %d at %zu, '\"' at %zu of %zu: stop at %zu", b,
+                       i, j, len, got);
+          }
+        }
+}
+
 /* The scanner's own grammar, on values alone. */
 static void test_scanner(void **state) {
   static const struct {
@@ -368,6 +403,7 @@ static void test_request_bytes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scanner),
+      cmocka_unit_test(test_plain_runs),
       cmocka_unit_test(test_accepts_and_agrees),
       cmocka_unit_test(test_declines),
       cmocka_unit_test(test_values),
