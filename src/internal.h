@@ -68,8 +68,12 @@ int llmr__grow(void **arr, size_t *cap, size_t need, size_t size);
  * array `inl` of *cap elements (*cap > 0): when that is full, the elements
  * move to a heap array of twice as many, and later growth is llmr__grow's.
  * The caller frees *arr only when it is no longer `inl`. 0 or -1. */
-int llmr__grow_inline(void **arr, size_t *cap, size_t n, size_t size,
-                      const void *inl);
+int llmr__grow_inline_full(void **arr, size_t *cap, size_t n, size_t size,
+                           const void *inl);
+static inline int llmr__grow_inline(void **arr, size_t *cap, size_t n,
+                                    size_t size, const void *inl) {
+  return n < *cap ? 0 : llmr__grow_inline_full(arr, cap, n, size, inl);
+}
 
 /* ---- growable byte buffer ----------------------------------------------- */
 

@@ -86,43 +86,47 @@ int llmr__js_string(llmr__jcur *c, llmr__span *sp) {
   return 0;
 }
 
-/* Digits at c->p: at least one unless none is fine. */
-static int digits(llmr__jcur *c) {
-  const char *s = c->p;
-  while (c->p < c->e && *c->p >= '0' && *c->p <= '9')
-    c->p++;
-  if (c->p > s)
-    return 0;
-  return c->p >= c->e ? -2 : -1;
+/* Past the digits at p; *r is -1 (or -2 at the end of the text) when
+ * there are none. */
+static const char *digits(const char *p, const char *e, int *r) {
+  const char *s = p;
+  while (p < e && *p >= '0' && *p <= '9')
+    p++;
+  *r = p > s ? 0 : p >= e ? -2 : -1;
+  return p;
 }
 
+/* The cursor kept in locals; c->p ends past the number, or where it
+ * fails. */
 int llmr__js_number(llmr__jcur *c, llmr__span *sp) {
-  const char *s = c->p;
-  int r;
-  memset(sp, 0, sizeof(*sp));
-  if (c->p < c->e && *c->p == '-')
-    c->p++;
-  if (c->p >= c->e)
-    return -2;
-  if (*c->p == '0')
-    c->p++; /* no leading zeros */
-  else if ((r = digits(c)) != 0)
-    return r;
-  if (c->p < c->e && *c->p == '.') {
-    c->p++;
-    if ((r = digits(c)) != 0)
-      return r;
+  const char *s = c->p, *p = s, *e = c->e;
+  int r = 0;
+  sp->p = NULL;
+  sp->n = 0;
+  sp->esc = sp->null = 0;
+  if (p < e && *p == '-')
+    p++;
+  if (p >= e) {
+    r = -2;
+    goto out;
   }
-  if (c->p < c->e && (*c->p == 'e' || *c->p == 'E')) {
-    c->p++;
-    if (c->p < c->e && (*c->p == '+' || *c->p == '-'))
-      c->p++;
-    if ((r = digits(c)) != 0)
-      return r;
+  if (*p == '0')
+    p++; /* no leading zeros */
+  else if (p = digits(p, e, &r), r != 0)
+    goto out;
+  if (p < e && *p == '.' && (p = digits(p + 1, e, &r), r != 0))
+    goto out;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    if (++p < e && (*p == '+' || *p == '-'))
+      p++;
+    if (p = digits(p, e, &r), r != 0)
+      goto out;
   }
   sp->p = s;
-  sp->n = (size_t)(c->p - s);
-  return 0;
+  sp->n = (size_t)(p - s);
+out:
+  c->p = p;
+  return r;
 }
 
 int llmr__js_literal(llmr__jcur *c, const char *word) {

@@ -73,11 +73,10 @@ int llmr__grow(void **arr, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
-int llmr__grow_inline(void **arr, size_t *cap, size_t n, size_t size,
-                      const void *inl) {
+/* llmr__grow_inline once the array is full */
+int llmr__grow_inline_full(void **arr, size_t *cap, size_t n, size_t size,
+                           const void *inl) {
   void *p;
-  if (n < *cap)
-    return 0;
   if (*arr != inl)
     return llmr__grow(arr, cap, n + 1, size);
   /* the inline array is full: move to the heap, leaving it unused */

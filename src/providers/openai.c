@@ -403,9 +403,9 @@ enum {
 
 /* The reader keeps its cursor in a local: each function takes the
  * position p (p < e unless said otherwise) and returns the position past
- * what it read, or NULL to decline. Its grammar is llmr__js_skip's
- * (src/jscan.c) byte for byte; test_openai_fast's mutation sweep holds
- * the two to the same documents. */
+ * what it read, or NULL to decline. Members are read here; values it
+ * does not take, numbers and strings with escapes go to the scanner's own
+ * readers (src/jscan.c), so that there is one grammar. */
 
 /* Marks key bit k seen; a repeat declines (cJSON takes the first). */
 #define ONCE(a, k)                                                             \
@@ -464,80 +464,29 @@ static inline const char *oa_str(const char *p, const char *e,
   }
 }
 
-/* At least one digit at p, then past the digits. */
-static inline const char *oa_digits(const char *p, const char *e) {
-  if (p >= e || *p < '0' || *p > '9')
-    return NULL;
-  while (++p < e && *p >= '0' && *p <= '9')
-    ;
-  return p;
-}
-
-/* A number (RFC 8259: no leading zeros, no '+', digits after '.' and
- * 'e'). */
-static const char *oa_num(const char *p, const char *e) {
-  if (*p == '-' && ++p >= e)
-    return NULL;
-  if (*p == '0')
-    p++;
-  else if (!(p = oa_digits(p, e)))
-    return NULL;
-  if (p < e && *p == '.' && !(p = oa_digits(p + 1, e)))
-    return NULL;
-  if (p < e && (*p == 'e' || *p == 'E')) {
-    if (++p < e && (*p == '+' || *p == '-'))
-      p++;
-    if (!(p = oa_digits(p, e)))
-      return NULL;
-  }
-  return p;
-}
-
-static const char *oa_word(const char *p, const char *e, const char *w,
-                           size_t n) {
-  return (size_t)(e - p) >= n && memcmp(p, w, n) == 0 ? p + n : NULL;
-}
-
-/* One value of any type, containers nested at most depth deep. */
-static const char *oa_skip(const char *p, const char *e, int depth) {
-  char close;
-  switch (*p) {
-  case '"': return oa_str(p, e, NULL);
-  case 't': return oa_word(p, e, "true", 4);
-  case 'f': return oa_word(p, e, "false", 5);
-  case 'n': return oa_word(p, e, "null", 4);
-  case '{':
-  case '[': break;
-  default:
-    return *p == '-' || (*p >= '0' && *p <= '9') ? oa_num(p, e) : NULL;
-  }
-  if (depth <= 0)
-    return NULL;
-  close = *p == '{' ? '}' : ']';
-  p = oa_ws(p + 1, e);
-  if (p < e && *p == close)
-    return p + 1;
-  for (;;) {
-    if (close == '}') {
-      if (p >= e || *p != '"' || !(p = oa_str(p, e, NULL)))
-        return NULL;
-      if (!(p = oa_past(p, e, ':')))
-        return NULL;
-      p = oa_ws(p, e);
-    }
-    if (p >= e || !(p = oa_skip(p, e, depth - 1)))
-      return NULL;
-    p = oa_ws(p, e);
-    if (p >= e)
-      return NULL;
-    if (*p != ',')
-      return *p == close ? p + 1 : NULL;
-    p = oa_ws(p + 1, e);
-  }
-}
-
+/* The scanner's own readers (src/jscan.c) at p: past the value or NULL. */
 static const char *oa_skip_value(const char *p, const char *e) {
-  return oa_skip(p, e, OA_DEPTH);
+  llmr__jcur c;
+  if (*p == '"')
+    return oa_str(p, e, NULL); /* the common case, inline */
+  c.p = p;
+  c.e = e;
+  return llmr__js_skip(&c, OA_DEPTH) == 0 ? c.p : NULL;
+}
+
+static const char *oa_num(const char *p, const char *e) {
+  llmr__jcur c;
+  llmr__span sp;
+  c.p = p;
+  c.e = e;
+  return llmr__js_number(&c, &sp) == 0 ? c.p : NULL;
+}
+
+static const char *oa_null(const char *p, const char *e) {
+  llmr__jcur c;
+  c.p = p;
+  c.e = e;
+  return llmr__js_literal(&c, "null") == 0 ? c.p : NULL;
 }
 
 /* A string into *sp; any other value is skipped and leaves sp null (the
@@ -652,7 +601,7 @@ static const char *oa_member(const char *p, const char *e, oa_answer *a,
         return oa_str(p, e, &a->content);
       a->content.null = 1;
       /* null is no text; any other type is the tree path's error */
-      return oa_word(p, e, "null", 4);
+      return oa_null(p, e);
     }
     if (KEY(k, n, "reasoning")) {
       ONCE(a, K_REASONING);
