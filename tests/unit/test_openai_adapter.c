@@ -168,6 +168,36 @@ static void test_reply_headers(void **state) {
   }
 }
 
+/* Reply header names are stored lowercased (A-Z only: every other byte,
+ * those above 0x7f included, as it came), whatever their length (the
+ * copy goes by 8 bytes with a byte loop under 8); values as they came. */
+static void test_reply_header_names(void **state) {
+  static const char alphabet[] = "AZaz@[`{09-_\xc1\xdaQ\x80\xffM";
+  llmr_http_response h;
+  char line[128], want[64];
+  size_t n, i, k;
+  (void)state;
+  for (n = 1; n <= 40; n++) {
+    llmr__http_response_init(&h);
+    for (k = 0; k < sizeof(alphabet) - 1; k++) {
+      for (i = 0; i < n; i++) {
+        unsigned char c =
+            (unsigned char)alphabet[(i + k) % (sizeof(alphabet) - 1)];
+        line[i] = (char)c;
+        want[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      }
+      want[n] = '\0';
+      memcpy(line + n, ": Va L\r\n", 9);
+      assert_int_equal(llmr__http_response_add_header(&h, line, n + 8),
+                       LLMR_OK);
+      assert_int_equal(h.n_headers, k + 1);
+      assert_memory_equal(h.headers[k].name, want, n + 1);
+      assert_string_equal(h.headers[k].value, "Va L");
+    }
+    llmr__http_response_clear(&h);
+  }
+}
+
 /* Request parts: the URL, a short body and plain headers in the request's
  * own arena, longer ones and more than 8 headers on the heap, credentials
  * in secret memory; setting the URL and body again replaces them; clear
@@ -220,6 +250,7 @@ static void test_request_parts(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reply_headers),
+      cmocka_unit_test(test_reply_header_names),
       cmocka_unit_test(test_request_parts),
       cmocka_unit_test(test_build_stream_request),
       cmocka_unit_test(test_parse_bodies),
