@@ -31,12 +31,10 @@ static int in_range(const char *arena, size_t cap, const void *p) {
          (uintptr_t)p < (uintptr_t)(arena + cap);
 }
 
-/* The next header slot of an array that starts inline (inl, n_inl slots)
- * and moves to the heap when it is full; NULL when out of memory. */
-static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
-                                 llmr__header *inl, size_t n_inl) {
-  if (*arr && n < *cap) /* the common case, without the call */
-    return &(*arr)[n];
+/* header_slot when the array is not set up or full. */
+static llmr__header *header_slot_grow(llmr__header **arr, size_t n,
+                                      size_t *cap, llmr__header *inl,
+                                      size_t n_inl) {
   if (!*arr) {
     *arr = inl;
     *cap = n_inl;
@@ -44,6 +42,17 @@ static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
   if (llmr__grow_inline((void **)arr, cap, n, sizeof(**arr), inl) != 0)
     return NULL;
   return &(*arr)[n];
+}
+
+/* The next header slot of an array that starts inline (inl, n_inl slots)
+ * and moves to the heap when it is full; NULL when out of memory. The
+ * common case (a free slot) is inline, without a call. */
+static inline llmr__header *header_slot(llmr__header **arr, size_t n,
+                                        size_t *cap, llmr__header *inl,
+                                        size_t n_inl) {
+  if (*arr && n < *cap)
+    return &(*arr)[n];
+  return header_slot_grow(arr, n, cap, inl, n_inl);
 }
 
 /* A header's name and value share one allocation: a tag byte, then
@@ -224,17 +233,22 @@ void llmr__http_response_init(llmr_http_response *h) {
   memset(h, 0, offsetof(llmr_http_response, inline_headers));
 }
 
-static int has_crlf(const char *s) { return strpbrk(s, "\r\n") != NULL; }
+/* The length of s, or SIZE_MAX when it holds one of the bytes of stop
+ * (which may not be empty): the check and the strlen in one scan. */
+static size_t len_without(const char *s, const char *stop) {
+  size_t n = strcspn(s, stop);
+  return s[n] ? SIZE_MAX : n;
+}
 
 LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
                                                const char *url) {
   char *d;
-  if (!h || !url || has_crlf(url))
+  size_t n;
+  if (!h || !url || (n = len_without(url, "\r\n")) == SIZE_MAX)
     return LLMR_E_INVAL;
-  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
-                       strlen(url) + 1)))
+  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used, n + 1)))
     return LLMR_E_NOMEM;
-  memcpy(d, url, strlen(url) + 1);
+  memcpy(d, url, n + 1);
   if (!in_range(h->arena, sizeof(h->arena), h->url))
     llmr__free(h->url);
   h->url = d;
@@ -244,16 +258,17 @@ LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
 static llmr_status add_header(llmr_http_request *h, const char *name,
                               const char *pre, const char *value) {
   llmr__header *hd;
-  size_t nlen;
-  if (!h || !name || !*name || !value || strchr(name, ':') ||
-      has_crlf(name) || (*pre && has_crlf(pre)) || has_crlf(value))
+  size_t nlen, plen = 0, vlen;
+  if (!h || !name || !*name || !value ||
+      (nlen = len_without(name, ":\r\n")) == SIZE_MAX ||
+      (*pre && (plen = len_without(pre, "\r\n")) == SIZE_MAX) ||
+      (vlen = len_without(value, "\r\n")) == SIZE_MAX)
     return LLMR_E_INVAL;
   if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
                          h->inline_headers, LLMR__REQUEST_INLINE_HEADERS)))
     return LLMR_E_NOMEM;
-  nlen = strlen(name);
   if (!header_block(h, hd, llmr__header_is_secret(name, nlen), name, nlen,
-                    pre, strlen(pre), value, strlen(value)))
+                    pre, plen, value, vlen))
     return LLMR_E_NOMEM;
   h->n_headers++;
   return LLMR_OK;

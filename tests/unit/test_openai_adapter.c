@@ -247,11 +247,64 @@ static void test_request_parts(void **state) {
   }
 }
 
+/* What a request refuses: a header name that is empty or holds a colon,
+ * CR or LF, a value or a value prefix with CR or LF (wherever it is), a
+ * URL with CR or LF, NULLs; each leaves the request as it was. */
+static void test_request_refusals(void **state) {
+  static const char *const bad_names[] = {"",     ":",    "X:y",  "X\r",
+                                          "\nX", "X\ry", "X-Y:", "A\nB"};
+  static const char *const bad_values[] = {"\r", "\n", "a\r\nb", "ab\n",
+                                           "\rab"};
+  llmr_http_request h;
+  size_t i;
+  (void)state;
+  llmr__http_request_init(&h);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://a.example/v1"),
+                   LLMR_OK);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://b\r\nX: y"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://b/\n"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_set_url(&h, NULL), LLMR_E_INVAL);
+  assert_string_equal(h.url, "https://a.example/v1");
+  for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+    assert_int_equal(llmr_http_request_add_header(&h, bad_names[i], "v"),
+                     LLMR_E_INVAL);
+  for (i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+    assert_int_equal(llmr_http_request_add_header(&h, "X-A", bad_values[i]),
+                     LLMR_E_INVAL);
+    assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                       "Bearer ",
+                                                       bad_values[i]),
+                     LLMR_E_INVAL);
+    assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                       bad_values[i], "k"),
+                     LLMR_E_INVAL);
+  }
+  assert_int_equal(llmr_http_request_add_header(&h, NULL, "v"), LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_add_header(&h, "X-A", NULL),
+                   LLMR_E_INVAL);
+  assert_int_equal(h.n_headers, 0);
+  /* a value may hold a colon, and be empty; the name keeps its case */
+  assert_int_equal(llmr_http_request_add_header(&h, "X-Colon", "a:b: c"),
+                   LLMR_OK);
+  assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                     NULL, ""),
+                   LLMR_OK);
+  assert_int_equal(h.n_headers, 2);
+  assert_string_equal(h.headers[0].name, "X-Colon");
+  assert_string_equal(h.headers[0].value, "a:b: c");
+  assert_string_equal(h.headers[1].name, "Authorization");
+  assert_string_equal(h.headers[1].value, "");
+  llmr__http_request_clear(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reply_headers),
       cmocka_unit_test(test_reply_header_names),
       cmocka_unit_test(test_request_parts),
+      cmocka_unit_test(test_request_refusals),
       cmocka_unit_test(test_build_stream_request),
       cmocka_unit_test(test_parse_bodies),
       cmocka_unit_test(test_classify_non_json),
