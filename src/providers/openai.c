@@ -108,9 +108,12 @@ static int oa_plain(const llmr_request *req) {
 int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
                              const char *native_model, int stream,
                              llmr__buf *out, llmr_response *resp) {
+  /* the first letter spares most hosts a strcmp */
   const char *dialect = p->dialect;
-  const int openai = dialect && strcmp(dialect, "openai") == 0;
-  const int mistral = dialect && strcmp(dialect, "mistral") == 0;
+  const int openai =
+      dialect && dialect[0] == 'o' && strcmp(dialect, "openai") == 0;
+  const int mistral =
+      dialect && dialect[0] == 'm' && strcmp(dialect, "mistral") == 0;
   size_t i;
 
   if (!oa_plain(req))
@@ -128,9 +131,10 @@ int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
     return -1;
   for (i = 0; i < req->n_messages; i++) {
     const llmr__message *m = &req->messages[i];
-    if ((i && PUT(",")) || PUT("{\"role\":") ||
-        llmr__buf_cjson_str(out, llmr__role_name(m->role)) ||
-        PUT(",\"content\":") ||
+    /* role names are lowercase words: nothing to escape */
+    const char *role = llmr__role_name(m->role);
+    if ((i && PUT(",")) || PUT("{\"role\":\"") ||
+        llmr__buf_put(out, role, strlen(role)) || PUT("\",\"content\":") ||
         (m->content ? llmr__buf_cjson_str(out, m->content) : PUT("null")) ||
         (m->name && (PUT(",\"name\":") || llmr__buf_cjson_str(out, m->name))) ||
         (m->tool_call_id && (PUT(",\"tool_call_id\":") ||
