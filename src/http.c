@@ -274,6 +274,20 @@ static llmr_status add_header(llmr_http_request *h, const char *name,
   return LLMR_OK;
 }
 
+llmr_status llmr__http_request_add_header_n(llmr_http_request *h,
+                                            const char *name, size_t nlen,
+                                            const char *prefix, size_t plen,
+                                            const char *value, size_t vlen) {
+  llmr__header *hd;
+  if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
+                         h->inline_headers, LLMR__REQUEST_INLINE_HEADERS)) ||
+      !header_block(h, hd, llmr__header_is_secret(name, nlen), name, nlen,
+                    prefix, plen, value, vlen))
+    return LLMR_E_NOMEM;
+  h->n_headers++;
+  return LLMR_OK;
+}
+
 LLMR_API llmr_status llmr_http_request_add_header(llmr_http_request *h,
                                                   const char *name,
                                                   const char *value) {

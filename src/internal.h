@@ -371,6 +371,18 @@ llmr_status llmr__http_request_add_header_cat(llmr_http_request *h,
                                               const char *prefix,
                                               const char *value);
 
+/* llmr__http_request_add_header_cat for parts of known lengths that are
+ * known to hold no CR or LF (and the name no colon): string literals of
+ * the library's own (llmr__http_request_add_lit) or a value checked once
+ * (llmr_provider.api_key_len). They are not scanned again on every call. */
+llmr_status llmr__http_request_add_header_n(llmr_http_request *h,
+                                            const char *name, size_t nlen,
+                                            const char *prefix, size_t plen,
+                                            const char *value, size_t vlen);
+#define llmr__http_request_add_lit(h, name, value)                           \
+  llmr__http_request_add_header_n((h), "" name, sizeof(name) - 1, "", 0,     \
+                                  "" value, sizeof(value) - 1)
+
 /* ---- transport (src/http_curl.c: the only file that calls libcurl) ------ */
 
 typedef struct llmr__transport llmr__transport;
@@ -442,6 +454,7 @@ struct llmr_provider {
   const llmr_provider_vt *vt;
   char *base_url; /* no trailing '/' */
   char *api_key;  /* NULL when none */
+  size_t api_key_len; /* its length when it holds no CR or LF, else 0 */
   int key_required;
   cJSON *options;    /* object of strings, or NULL */
   llmr__header *headers; /* extra static headers */

@@ -209,16 +209,24 @@ static llmr_status openai_build(const llmr_provider *p,
   if ((st = llmr_http_request_set_url(http, p->chat_url)) != LLMR_OK ||
       (st = llmr_http_request_set_body(http, body.data, body.len)) !=
           LLMR_OK ||
-      (st = llmr_http_request_add_header(http, "Content-Type",
-                                         "application/json")) != LLMR_OK ||
-      (st = llmr_http_request_add_header(
-           http, "Accept", stream ? "text/event-stream" : "application/json")) !=
+      (st = llmr__http_request_add_lit(http, "Content-Type",
+                                       "application/json")) != LLMR_OK ||
+      (st = stream ? llmr__http_request_add_lit(http, "Accept",
+                                                "text/event-stream")
+                   : llmr__http_request_add_lit(http, "Accept",
+                                                "application/json")) !=
           LLMR_OK)
     goto out;
-  /* "Bearer <key>" is put together in secret memory (src/secret.c) */
-  if (llmr_provider_api_key(p) &&
-      (st = llmr__http_request_add_header_cat(http, "Authorization", "Bearer ",
-                                              llmr_provider_api_key(p))) !=
+  /* "Bearer <key>" is put together in secret memory (src/secret.c); a key
+   * with CR or LF (api_key_len 0) is refused there */
+  if (p->api_key &&
+      (st = p->api_key_len
+                ? llmr__http_request_add_header_n(
+                      http, "Authorization", sizeof("Authorization") - 1,
+                      "Bearer ", sizeof("Bearer ") - 1, p->api_key,
+                      p->api_key_len)
+                : llmr__http_request_add_header_cat(http, "Authorization",
+                                                    "Bearer ", p->api_key)) !=
           LLMR_OK)
     goto out;
   /* OpenRouter's optional app attribution headers */

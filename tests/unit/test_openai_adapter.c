@@ -61,6 +61,63 @@ static void test_build_stream_request(void **state) {
   llmr__provider_free(m);
 }
 
+/* The headers of a built request: the two fixed ones, then
+ * "Authorization: Bearer <key>" in secret memory (its block's tag byte);
+ * a key holding CR or LF is refused on every build, as the header checks
+ * refuse it; no key, no Authorization. */
+static void test_build_headers(void **state) {
+  static const char *const bad[] = {"{\"api_key\":\"sk-1\\r\\nX-A: b\"}",
+                                    "{\"api_key\":\"\\nsk\"}",
+                                    "{\"api_key\":\"sk\\r\"}"};
+  llmr_provider *p = provider("openai", "{\"api_key\":\"sk-1\"}");
+  llmr_provider *none = provider("ollama", NULL);
+  llmr_request *req;
+  llmr_response *resp = llmr__response_new();
+  llmr_http_request http;
+  size_t i;
+  int stream, round;
+  (void)state;
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hi"),
+                   LLMR_OK);
+  llmr__http_request_init(&http);
+  for (stream = 0; stream <= 1; stream++)
+    for (round = 0; round < 2; round++) {
+      assert_int_equal(
+          p->vt->build_request(p, req, "gpt-4o", stream, &http, resp),
+          LLMR_OK);
+      assert_int_equal(http.n_headers, 3);
+      assert_string_equal(http.headers[0].name, "Content-Type");
+      assert_string_equal(http.headers[0].value, "application/json");
+      assert_int_equal(http.headers[0].name[-1], 0);
+      assert_string_equal(http.headers[1].name, "Accept");
+      assert_string_equal(http.headers[1].value,
+                          stream ? "text/event-stream" : "application/json");
+      assert_string_equal(http.headers[2].name, "Authorization");
+      assert_string_equal(http.headers[2].value, "Bearer sk-1");
+      assert_int_equal(http.headers[2].name[-1], 1); /* secret memory */
+      llmr__http_request_clear(&http);
+    }
+  assert_int_equal(
+      none->vt->build_request(none, req, "llama3", 0, &http, resp), LLMR_OK);
+  assert_int_equal(http.n_headers, 2);
+  assert_null(strstr(http.headers[1].name, "Authorization"));
+  llmr__http_request_clear(&http);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    llmr_provider *b = provider("openai", bad[i]);
+    for (round = 0; round < 2; round++) {
+      assert_int_equal(b->vt->build_request(b, req, "gpt-4o", 0, &http, resp),
+                       LLMR_E_INVAL);
+      llmr__http_request_clear(&http);
+    }
+    llmr__provider_free(b);
+  }
+  llmr_request_free(req);
+  llmr_response_free(resp);
+  llmr__provider_free(p);
+  llmr__provider_free(none);
+}
+
 static void test_parse_bodies(void **state) {
   llmr_provider *p = provider("openrouter", NULL);
   llmr_http_response h;
@@ -306,6 +363,7 @@ int main(void) {
       cmocka_unit_test(test_request_parts),
       cmocka_unit_test(test_request_refusals),
       cmocka_unit_test(test_build_stream_request),
+      cmocka_unit_test(test_build_headers),
       cmocka_unit_test(test_parse_bodies),
       cmocka_unit_test(test_classify_non_json),
   };
