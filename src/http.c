@@ -82,6 +82,12 @@ static char *header_block(llmr_http_request *h, llmr__header *hd,
   b[2 + nlen + plen + vlen] = '\0';
   hd->name = b + 1;
   hd->value = b + 2 + nlen;
+  /* noted here so that the transport need not look for them (the lengths
+   * tell most names apart) */
+  if (nlen == 10 && llmr__strncaseeq(name, "User-Agent", 10))
+    h->has |= LLMR__HAS_USER_AGENT;
+  else if (nlen == 15 && llmr__strncaseeq(name, "Accept-Encoding", 15))
+    h->has |= LLMR__HAS_ACCEPT_ENCODING;
   return b;
 }
 

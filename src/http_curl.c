@@ -36,6 +36,8 @@ typedef struct slot {
   CURLU *uh;       /* url parsed, given as CURLOPT_CURLU; NULL: none */
   struct curl_slist *hdrs; /* the header lines of its last transfer, in
                             * secret memory (hdrs_build) */
+  size_t hdrs_n;           /* how many of them came from the request */
+  unsigned hdrs_extra;     /* EXTRA_*: the transport's lines that follow */
 } slot;
 
 /*
@@ -502,41 +504,45 @@ typedef struct leg {
   long timeout_ms;
 } leg;
 
-/* Does l hold exactly the lines leg_prepare would build for r? */
-static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r,
-                      const char *const *extra, size_t n_extra) {
+/* slot.hdrs_extra: which of the transport's lines a list carries */
+#define EXTRA_UA 1u
+#define EXTRA_AE 2u
+
+/* Does s hold exactly the lines leg_prepare would build for r with the
+ * transport's lines `mask`? Those and the closing "Expect:" are the
+ * transport's own (hdrs_build): the mask and the count stand for them. */
+static int hdrs_match(const slot *s, const llmr_http_request *r,
+                      unsigned mask) {
+  const struct curl_slist *l = s->hdrs;
   size_t i, n;
+  if (!l || s->hdrs_n != r->n_headers || s->hdrs_extra != mask)
+    return 0;
   for (i = 0; i < r->n_headers; i++, l = l->next) {
     const char *name = r->headers[i].name;
     n = strlen(name);
-    if (!l || strncmp(l->data, name, n) != 0 || l->data[n] != ':' ||
+    if (strncmp(l->data, name, n) != 0 || l->data[n] != ':' ||
         l->data[n + 1] != ' ' || strcmp(l->data + n + 2, r->headers[i].value))
       return 0;
   }
-  for (i = 0; i < n_extra; i++, l = l->next)
-    if (!l || strcmp(l->data, extra[i]) != 0)
-      return 0;
-  return l && strcmp(l->data, "Expect:") == 0 && !l->next;
+  return 1;
 }
 
-/* Whether r brings a header named name. */
-static int req_has(const llmr_http_request *r, const char *name) {
-  size_t i;
-  for (i = 0; i < r->n_headers; i++)
-    if (llmr__strcaseeq(r->headers[i].name, name))
-      return 1;
-  return 0;
-}
-
-/* The transport's lines to add after r's: each unless r has its own. */
-static size_t hdrs_extra(const llmr__transport *t, const llmr_http_request *r,
-                         const char *extra[HDRS_EXTRA]) {
-  size_t n = 0;
-  if (t->ua_line && !req_has(r, "User-Agent"))
-    extra[n++] = t->ua_line;
-  if (t->ae_line && !req_has(r, "Accept-Encoding"))
-    extra[n++] = t->ae_line;
-  return n;
+/* The transport's lines to add after r's, each unless r has its own
+ * (llmr_http_request.has); their EXTRA_* mask. */
+static unsigned hdrs_extra(const llmr__transport *t,
+                           const llmr_http_request *r,
+                           const char *extra[HDRS_EXTRA], size_t *n) {
+  unsigned mask = 0;
+  *n = 0;
+  if (t->ua_line && !(r->has & LLMR__HAS_USER_AGENT)) {
+    extra[(*n)++] = t->ua_line;
+    mask |= EXTRA_UA;
+  }
+  if (t->ae_line && !(r->has & LLMR__HAS_ACCEPT_ENCODING)) {
+    extra[(*n)++] = t->ae_line;
+    mask |= EXTRA_AE;
+  }
+  return mask;
 }
 
 /* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
@@ -545,6 +551,7 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   llmr__xfer *x = l->x;
   const char *extra[HDRS_EXTRA];
   size_t n_extra;
+  unsigned mask;
   long connect_ms;
   llmr_status st = LLMR_OK;
 
@@ -555,13 +562,15 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->have_slot = 1;
   /* the header lines stay on the slot between transfers and are built
    * again only when they differ (a different provider, key or stream) */
-  n_extra = hdrs_extra(t, x->req, extra);
-  if (!hdrs_match(l->s.hdrs, x->req, extra, n_extra)) {
+  mask = hdrs_extra(t, x->req, extra, &n_extra);
+  if (!hdrs_match(&l->s, x->req, mask)) {
     hdrs_free(l->s.hdrs);
     if (!(l->s.hdrs = hdrs_build(x->req, extra, n_extra))) {
       st = LLMR_E_NOMEM;
       goto out;
     }
+    l->s.hdrs_n = x->req->n_headers;
+    l->s.hdrs_extra = mask;
   }
 
   memset(&l->cb, 0, sizeof(l->cb));

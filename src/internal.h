@@ -328,9 +328,15 @@ struct llmr_http_request {
   char *body;
   size_t body_len;
   size_t arena_used;
+  unsigned has; /* LLMR__HAS_*: headers of these names were added */
   llmr__header inline_headers[LLMR__REQUEST_INLINE_HEADERS];
   char arena[LLMR__REQUEST_ARENA];
 };
+
+/* llmr_http_request.has: names the transport adds a line of its own for
+ * unless the request brings one (any case). */
+#define LLMR__HAS_USER_AGENT 1u
+#define LLMR__HAS_ACCEPT_ENCODING 2u
 
 #define LLMR__REPLY_INLINE_HEADERS 16
 #define LLMR__REPLY_ARENA 1024
