@@ -254,9 +254,8 @@ typedef struct xfer {
   void *user;
   race_state *race; /* NULL outside a race */
   int idx;          /* this transfer's index in the race */
-  double start_ms;
-  double last_ms;  /* when the last byte (header or body) arrived */
-  double first_ms; /* when the first one did; < 0: none yet */
+  double start_ms; /* read for a stream or a hedge only (leg_start) */
+  double last_ms;  /* when the last byte (header or body) of a stream came */
   int got_body;
   int got_any;
   int too_large;
@@ -265,15 +264,12 @@ typedef struct xfer {
   int lost; /* the other transfer of the race won */
 } xfer;
 
-/* last_ms only feeds the streaming idle limit: a buffered transfer reads
- * the clock for its first byte only (curl calls us once per header line
- * and body chunk, and clock_gettime is not free on every VM). */
+/* last_ms only feeds the streaming idle limit: a buffered transfer does
+ * not read the clock here (curl calls us once per header line and body
+ * chunk, and clock_gettime is not free on every VM). */
 static void note_byte(xfer *x) {
-  if (x->first_ms < 0 || x->sink) {
+  if (x->sink)
     x->last_ms = llmr__now_ms();
-    if (x->first_ms < 0)
-      x->first_ms = x->last_ms;
-  }
   x->got_any = 1;
 }
 
@@ -581,7 +577,6 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->cb.user = x->user;
   l->cb.race = race;
   l->cb.idx = idx;
-  l->cb.first_ms = -1;
   l->cerr[0] = '\0';
   l->timeout_ms = x->timeout_ms > 0 ? x->timeout_ms : t->timeout_ms;
   connect_ms = t->connect_timeout_ms < l->timeout_ms ? t->connect_timeout_ms
@@ -625,10 +620,13 @@ out:
   return st;
 }
 
-/* Start the prepared transfer on multi handle m. */
+/* Start the prepared transfer on multi handle m. Its start time only
+ * feeds a stream's limits and the hedge delay (a transfer of a pair has
+ * cb.race set): a lone buffered transfer does not read the clock. */
 static llmr_status leg_start(leg *l, CURLM *m) {
   CURLMcode mc;
-  l->cb.start_ms = l->cb.last_ms = llmr__now_ms();
+  if (l->cb.sink || l->cb.race)
+    l->cb.start_ms = l->cb.last_ms = llmr__now_ms();
   l->x->started = 1;
   if ((mc = curl_multi_add_handle(m, l->s.easy)) != CURLM_OK) {
     l->mc = mc;
@@ -786,7 +784,6 @@ static void leg_result(llmr__transport *t, leg *l) {
       reqsize > 0)
     x->sent = 1;
   x->bytes = l->cb.total;
-  x->first_byte_ms = l->cb.first_ms;
   x->err[0] = '\0';
   if (l->cb.lost) {
     x->st = LLMR_E_ABORTED;
@@ -832,7 +829,6 @@ static void xfer_reset(llmr__xfer *x) {
   x->st = LLMR_OK;
   x->err[0] = '\0';
   x->bytes = 0;
-  x->first_byte_ms = -1;
   x->started = 0;
   x->sent = 0;
   x->cancelled = 0;

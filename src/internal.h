@@ -430,7 +430,6 @@ typedef struct llmr__xfer {
                    * race (cancelled) */
   char err[LLMR_ERRBUF_SIZE]; /* the failure's message */
   size_t bytes;               /* body bytes received */
-  double first_byte_ms;       /* llmr__now_ms() of the first reply byte; <0 */
   int started;                /* the transfer was started */
   int sent;                   /* request bytes went out on a connection */
   int cancelled;              /* stopped because the other leg won */
