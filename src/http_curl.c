@@ -38,6 +38,10 @@ typedef struct slot {
                             * secret memory (hdrs_build) */
   size_t hdrs_n;           /* how many of them came from the request */
   unsigned hdrs_extra;     /* EXTRA_*: the transport's lines that follow */
+  /* what easy was last given, so that an unchanged value is not set
+   * again (curl_easy_setopt is ~60 Ir a call); -1: not set */
+  curl_off_t set_body_len;
+  long set_timeout_ms, set_connect_ms;
 } slot;
 
 /*
@@ -412,6 +416,8 @@ static int slot_get(llmr__transport *t, slot *s) {
   s->url = NULL;
   s->uh = NULL;
   s->hdrs = NULL;
+  s->set_body_len = -1;
+  s->set_timeout_ms = s->set_connect_ms = -1;
   s->easy = handle_new(t);
   s->multi = curl_multi_init();
   if (!s->easy || !s->multi) {
@@ -423,8 +429,9 @@ static int slot_get(llmr__transport *t, slot *s) {
 }
 
 static void slot_put(llmr__transport *t, slot *s) {
-  /* drop pointers to this call's stack before the handle is parked */
-  curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+  /* drop pointers to this call's stack and request before the handle is
+   * parked (the header list is the slot's own and stays set: it goes
+   * with the handle) */
   curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, NULL);
   curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, NULL);
@@ -561,7 +568,10 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   mask = hdrs_extra(t, x->req, extra, &n_extra);
   if (!hdrs_match(&l->s, x->req, mask)) {
     hdrs_free(l->s.hdrs);
-    if (!(l->s.hdrs = hdrs_build(x->req, extra, n_extra))) {
+    l->s.hdrs = hdrs_build(x->req, extra, n_extra);
+    /* set whenever it changes (NULL too: curl must not keep the old) */
+    curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->s.hdrs);
+    if (!l->s.hdrs) {
       st = LLMR_E_NOMEM;
       goto out;
     }
@@ -605,17 +615,25 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
     }
     l->s.url = llmr__strdup(x->req->url); /* NULL: set it again next time */
   }
-  curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->s.hdrs);
-  curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                   (curl_off_t)x->req->body_len);
+  if (l->s.set_body_len != (curl_off_t)x->req->body_len) {
+    curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)x->req->body_len);
+    l->s.set_body_len = (curl_off_t)x->req->body_len;
+  }
   curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDS,
                    x->req->body ? x->req->body : "");
   curl_easy_setopt(l->s.easy, CURLOPT_WRITEDATA, &l->cb);
   curl_easy_setopt(l->s.easy, CURLOPT_HEADERDATA, &l->cb);
   curl_easy_setopt(l->s.easy, CURLOPT_ERRORBUFFER, l->cerr);
   /* per transfer: a call's deadline may shorten the router's limits */
-  curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
-  curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (l->s.set_timeout_ms != l->timeout_ms) {
+    curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
+    l->s.set_timeout_ms = l->timeout_ms;
+  }
+  if (l->s.set_connect_ms != connect_ms) {
+    curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    l->s.set_connect_ms = connect_ms;
+  }
 out:
   return st;
 }
