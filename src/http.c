@@ -31,10 +31,10 @@ static int in_range(const char *arena, size_t cap, const void *p) {
          (uintptr_t)p < (uintptr_t)(arena + cap);
 }
 
-/* The next header slot of an array that starts inline (inl, n_inl slots)
- * and moves to the heap when it is full; NULL when out of memory. */
-static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
-                                 llmr__header *inl, size_t n_inl) {
+/* header_slot when the array is not set up or full. */
+static llmr__header *header_slot_grow(llmr__header **arr, size_t n,
+                                      size_t *cap, llmr__header *inl,
+                                      size_t n_inl) {
   if (!*arr) {
     *arr = inl;
     *cap = n_inl;
@@ -42,6 +42,17 @@ static llmr__header *header_slot(llmr__header **arr, size_t n, size_t *cap,
   if (llmr__grow_inline((void **)arr, cap, n, sizeof(**arr), inl) != 0)
     return NULL;
   return &(*arr)[n];
+}
+
+/* The next header slot of an array that starts inline (inl, n_inl slots)
+ * and moves to the heap when it is full; NULL when out of memory. The
+ * common case (a free slot) is inline, without a call. */
+static inline llmr__header *header_slot(llmr__header **arr, size_t n,
+                                        size_t *cap, llmr__header *inl,
+                                        size_t n_inl) {
+  if (*arr && n < *cap)
+    return &(*arr)[n];
+  return header_slot_grow(arr, n, cap, inl, n_inl);
 }
 
 /* A header's name and value share one allocation: a tag byte, then
@@ -71,11 +82,48 @@ static char *header_block(llmr_http_request *h, llmr__header *hd,
   b[2 + nlen + plen + vlen] = '\0';
   hd->name = b + 1;
   hd->value = b + 2 + nlen;
+  /* noted here so that the transport need not look for them (the lengths
+   * tell most names apart) */
+  if (nlen == 10 && llmr__strncaseeq(name, "User-Agent", 10))
+    h->has |= LLMR__HAS_USER_AGENT;
+  else if (nlen == 15 && llmr__strncaseeq(name, "Accept-Encoding", 15))
+    h->has |= LLMR__HAS_ACCEPT_ENCODING;
   return b;
 }
 
+/* d[0..n) = s[0..n) with ASCII A-Z lowercased, 8 bytes at a time (the
+ * byte loop was ~9 Ir a byte of every reply header name, bench/PROFILE.md).
+ * In each byte of w below 0x80, bit 7 of (w & 0x7f..) + 0x3f is set from
+ * 'A' up and bit 7 of (w & 0x7f..) + 0x25 from past 'Z' up; no sum carries
+ * into the next byte. The last word overlaps the one before it, which
+ * writes the same bytes again. */
+static void lower_copy(char *d, const char *s, size_t n) {
+  const uint64_t h7 = 0x7f7f7f7f7f7f7f7fu, b7 = 0x8080808080808080u;
+  size_t i;
+  if (n < 8) {
+    for (i = 0; i < n; i++) {
+      unsigned char c = (unsigned char)s[i];
+      d[i] = (char)((unsigned)(c - 'A') < 26u ? c | 0x20 : c);
+    }
+    return;
+  }
+  for (i = 0;; i += 8) {
+    uint64_t w, lo;
+    if (i > n - 8)
+      i = n - 8;
+    memcpy(&w, s + i, 8);
+    lo = w & h7;
+    w |= ((lo + 0x3f3f3f3f3f3f3f3fu) & ~(lo + 0x2525252525252525u) & ~w &
+          b7) >> 2;
+    memcpy(d + i, &w, 8);
+    if (i == n - 8)
+      return;
+  }
+}
+
 /* A reply header: "name\0value\0" in one block, no tag (replies carry no
- * key of ours), in the reply's arena while it has room, else the heap. */
+ * key of ours), in the reply's arena while it has room, else the heap; the
+ * name lowercased. */
 static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
                                 const char *name, size_t nlen,
                                 const char *value, size_t vlen) {
@@ -84,7 +132,7 @@ static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
       !(b = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
                        nlen + vlen + 2)))
     return NULL;
-  memcpy(b, name, nlen);
+  lower_copy(b, name, nlen);
   b[nlen] = '\0';
   memcpy(b + nlen + 1, value, vlen);
   b[nlen + 1 + vlen] = '\0';
@@ -191,17 +239,22 @@ void llmr__http_response_init(llmr_http_response *h) {
   memset(h, 0, offsetof(llmr_http_response, inline_headers));
 }
 
-static int has_crlf(const char *s) { return strpbrk(s, "\r\n") != NULL; }
+/* The length of s, or SIZE_MAX when it holds one of the bytes of stop
+ * (which may not be empty): the check and the strlen in one scan. */
+static size_t len_without(const char *s, const char *stop) {
+  size_t n = strcspn(s, stop);
+  return s[n] ? SIZE_MAX : n;
+}
 
 LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
                                                const char *url) {
   char *d;
-  if (!h || !url || has_crlf(url))
+  size_t n;
+  if (!h || !url || (n = len_without(url, "\r\n")) == SIZE_MAX)
     return LLMR_E_INVAL;
-  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
-                       strlen(url) + 1)))
+  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used, n + 1)))
     return LLMR_E_NOMEM;
-  memcpy(d, url, strlen(url) + 1);
+  memcpy(d, url, n + 1);
   if (!in_range(h->arena, sizeof(h->arena), h->url))
     llmr__free(h->url);
   h->url = d;
@@ -211,16 +264,31 @@ LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
 static llmr_status add_header(llmr_http_request *h, const char *name,
                               const char *pre, const char *value) {
   llmr__header *hd;
-  size_t nlen;
-  if (!h || !name || !*name || !value || strchr(name, ':') ||
-      has_crlf(name) || (*pre && has_crlf(pre)) || has_crlf(value))
+  size_t nlen, plen = 0, vlen;
+  if (!h || !name || !*name || !value ||
+      (nlen = len_without(name, ":\r\n")) == SIZE_MAX ||
+      (*pre && (plen = len_without(pre, "\r\n")) == SIZE_MAX) ||
+      (vlen = len_without(value, "\r\n")) == SIZE_MAX)
     return LLMR_E_INVAL;
   if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
                          h->inline_headers, LLMR__REQUEST_INLINE_HEADERS)))
     return LLMR_E_NOMEM;
-  nlen = strlen(name);
   if (!header_block(h, hd, llmr__header_is_secret(name, nlen), name, nlen,
-                    pre, strlen(pre), value, strlen(value)))
+                    pre, plen, value, vlen))
+    return LLMR_E_NOMEM;
+  h->n_headers++;
+  return LLMR_OK;
+}
+
+llmr_status llmr__http_request_add_header_n(llmr_http_request *h,
+                                            const char *name, size_t nlen,
+                                            const char *prefix, size_t plen,
+                                            const char *value, size_t vlen) {
+  llmr__header *hd;
+  if (!(hd = header_slot(&h->headers, h->n_headers, &h->cap_headers,
+                         h->inline_headers, LLMR__REQUEST_INLINE_HEADERS)) ||
+      !header_block(h, hd, llmr__header_is_secret(name, nlen), name, nlen,
+                    prefix, plen, value, vlen))
     return LLMR_E_NOMEM;
   h->n_headers++;
   return LLMR_OK;
@@ -264,7 +332,7 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
   const char *colon = memchr(line, ':', len);
   const char *v, *end = line + len;
   llmr__header *hd;
-  size_t i, nlen;
+  size_t nlen;
   if (!colon || colon == line)
     return LLMR_OK;
   nlen = (size_t)(colon - line);
@@ -278,9 +346,6 @@ llmr_status llmr__http_response_add_header(llmr_http_response *h,
                          h->inline_headers, LLMR__REPLY_INLINE_HEADERS)) ||
       !reply_header_block(h, hd, line, nlen, v, (size_t)(end - v)))
     return LLMR_E_NOMEM;
-  for (i = 0; i < nlen; i++)
-    if (hd->name[i] >= 'A' && hd->name[i] <= 'Z')
-      hd->name[i] = (char)(hd->name[i] + 32);
   h->n_headers++;
   return LLMR_OK;
 }

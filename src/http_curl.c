@@ -36,6 +36,12 @@ typedef struct slot {
   CURLU *uh;       /* url parsed, given as CURLOPT_CURLU; NULL: none */
   struct curl_slist *hdrs; /* the header lines of its last transfer, in
                             * secret memory (hdrs_build) */
+  size_t hdrs_n;           /* how many of them came from the request */
+  unsigned hdrs_extra;     /* EXTRA_*: the transport's lines that follow */
+  /* what easy was last given, so that an unchanged value is not set
+   * again (curl_easy_setopt is ~60 Ir a call); -1: not set */
+  curl_off_t set_body_len;
+  long set_timeout_ms, set_connect_ms;
 } slot;
 
 /*
@@ -252,9 +258,8 @@ typedef struct xfer {
   void *user;
   race_state *race; /* NULL outside a race */
   int idx;          /* this transfer's index in the race */
-  double start_ms;
-  double last_ms;  /* when the last byte (header or body) arrived */
-  double first_ms; /* when the first one did; < 0: none yet */
+  double start_ms; /* read for a stream or a hedge only (leg_start) */
+  double last_ms;  /* when the last byte (header or body) of a stream came */
   int got_body;
   int got_any;
   int too_large;
@@ -263,15 +268,12 @@ typedef struct xfer {
   int lost; /* the other transfer of the race won */
 } xfer;
 
-/* last_ms only feeds the streaming idle limit: a buffered transfer reads
- * the clock for its first byte only (curl calls us once per header line
- * and body chunk, and clock_gettime is not free on every VM). */
+/* last_ms only feeds the streaming idle limit: a buffered transfer does
+ * not read the clock here (curl calls us once per header line and body
+ * chunk, and clock_gettime is not free on every VM). */
 static void note_byte(xfer *x) {
-  if (x->first_ms < 0 || x->sink) {
+  if (x->sink)
     x->last_ms = llmr__now_ms();
-    if (x->first_ms < 0)
-      x->first_ms = x->last_ms;
-  }
   x->got_any = 1;
 }
 
@@ -414,6 +416,8 @@ static int slot_get(llmr__transport *t, slot *s) {
   s->url = NULL;
   s->uh = NULL;
   s->hdrs = NULL;
+  s->set_body_len = -1;
+  s->set_timeout_ms = s->set_connect_ms = -1;
   s->easy = handle_new(t);
   s->multi = curl_multi_init();
   if (!s->easy || !s->multi) {
@@ -425,8 +429,9 @@ static int slot_get(llmr__transport *t, slot *s) {
 }
 
 static void slot_put(llmr__transport *t, slot *s) {
-  /* drop pointers to this call's stack before the handle is parked */
-  curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+  /* drop pointers to this call's stack and request before the handle is
+   * parked (the header list is the slot's own and stays set: it goes
+   * with the handle) */
   curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, NULL);
   curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, NULL);
@@ -502,41 +507,45 @@ typedef struct leg {
   long timeout_ms;
 } leg;
 
-/* Does l hold exactly the lines leg_prepare would build for r? */
-static int hdrs_match(const struct curl_slist *l, const llmr_http_request *r,
-                      const char *const *extra, size_t n_extra) {
+/* slot.hdrs_extra: which of the transport's lines a list carries */
+#define EXTRA_UA 1u
+#define EXTRA_AE 2u
+
+/* Does s hold exactly the lines leg_prepare would build for r with the
+ * transport's lines `mask`? Those and the closing "Expect:" are the
+ * transport's own (hdrs_build): the mask and the count stand for them. */
+static int hdrs_match(const slot *s, const llmr_http_request *r,
+                      unsigned mask) {
+  const struct curl_slist *l = s->hdrs;
   size_t i, n;
+  if (!l || s->hdrs_n != r->n_headers || s->hdrs_extra != mask)
+    return 0;
   for (i = 0; i < r->n_headers; i++, l = l->next) {
     const char *name = r->headers[i].name;
     n = strlen(name);
-    if (!l || strncmp(l->data, name, n) != 0 || l->data[n] != ':' ||
+    if (strncmp(l->data, name, n) != 0 || l->data[n] != ':' ||
         l->data[n + 1] != ' ' || strcmp(l->data + n + 2, r->headers[i].value))
       return 0;
   }
-  for (i = 0; i < n_extra; i++, l = l->next)
-    if (!l || strcmp(l->data, extra[i]) != 0)
-      return 0;
-  return l && strcmp(l->data, "Expect:") == 0 && !l->next;
+  return 1;
 }
 
-/* Whether r brings a header named name. */
-static int req_has(const llmr_http_request *r, const char *name) {
-  size_t i;
-  for (i = 0; i < r->n_headers; i++)
-    if (llmr__strcaseeq(r->headers[i].name, name))
-      return 1;
-  return 0;
-}
-
-/* The transport's lines to add after r's: each unless r has its own. */
-static size_t hdrs_extra(const llmr__transport *t, const llmr_http_request *r,
-                         const char *extra[HDRS_EXTRA]) {
-  size_t n = 0;
-  if (t->ua_line && !req_has(r, "User-Agent"))
-    extra[n++] = t->ua_line;
-  if (t->ae_line && !req_has(r, "Accept-Encoding"))
-    extra[n++] = t->ae_line;
-  return n;
+/* The transport's lines to add after r's, each unless r has its own
+ * (llmr_http_request.has); their EXTRA_* mask. */
+static unsigned hdrs_extra(const llmr__transport *t,
+                           const llmr_http_request *r,
+                           const char *extra[HDRS_EXTRA], size_t *n) {
+  unsigned mask = 0;
+  *n = 0;
+  if (t->ua_line && !(r->has & LLMR__HAS_USER_AGENT)) {
+    extra[(*n)++] = t->ua_line;
+    mask |= EXTRA_UA;
+  }
+  if (t->ae_line && !(r->has & LLMR__HAS_ACCEPT_ENCODING)) {
+    extra[(*n)++] = t->ae_line;
+    mask |= EXTRA_AE;
+  }
+  return mask;
 }
 
 /* Get a slot and set up the transfer; LLMR_OK or the failure (on x). */
@@ -545,6 +554,7 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   llmr__xfer *x = l->x;
   const char *extra[HDRS_EXTRA];
   size_t n_extra;
+  unsigned mask;
   long connect_ms;
   llmr_status st = LLMR_OK;
 
@@ -555,13 +565,18 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->have_slot = 1;
   /* the header lines stay on the slot between transfers and are built
    * again only when they differ (a different provider, key or stream) */
-  n_extra = hdrs_extra(t, x->req, extra);
-  if (!hdrs_match(l->s.hdrs, x->req, extra, n_extra)) {
+  mask = hdrs_extra(t, x->req, extra, &n_extra);
+  if (!hdrs_match(&l->s, x->req, mask)) {
     hdrs_free(l->s.hdrs);
-    if (!(l->s.hdrs = hdrs_build(x->req, extra, n_extra))) {
+    l->s.hdrs = hdrs_build(x->req, extra, n_extra);
+    /* set whenever it changes (NULL too: curl must not keep the old) */
+    curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->s.hdrs);
+    if (!l->s.hdrs) {
       st = LLMR_E_NOMEM;
       goto out;
     }
+    l->s.hdrs_n = x->req->n_headers;
+    l->s.hdrs_extra = mask;
   }
 
   memset(&l->cb, 0, sizeof(l->cb));
@@ -572,7 +587,6 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
   l->cb.user = x->user;
   l->cb.race = race;
   l->cb.idx = idx;
-  l->cb.first_ms = -1;
   l->cerr[0] = '\0';
   l->timeout_ms = x->timeout_ms > 0 ? x->timeout_ms : t->timeout_ms;
   connect_ms = t->connect_timeout_ms < l->timeout_ms ? t->connect_timeout_ms
@@ -601,25 +615,36 @@ static llmr_status leg_prepare(llmr__transport *t, leg *l, race_state *race,
     }
     l->s.url = llmr__strdup(x->req->url); /* NULL: set it again next time */
   }
-  curl_easy_setopt(l->s.easy, CURLOPT_HTTPHEADER, l->s.hdrs);
-  curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                   (curl_off_t)x->req->body_len);
+  if (l->s.set_body_len != (curl_off_t)x->req->body_len) {
+    curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)x->req->body_len);
+    l->s.set_body_len = (curl_off_t)x->req->body_len;
+  }
   curl_easy_setopt(l->s.easy, CURLOPT_POSTFIELDS,
                    x->req->body ? x->req->body : "");
   curl_easy_setopt(l->s.easy, CURLOPT_WRITEDATA, &l->cb);
   curl_easy_setopt(l->s.easy, CURLOPT_HEADERDATA, &l->cb);
   curl_easy_setopt(l->s.easy, CURLOPT_ERRORBUFFER, l->cerr);
   /* per transfer: a call's deadline may shorten the router's limits */
-  curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
-  curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (l->s.set_timeout_ms != l->timeout_ms) {
+    curl_easy_setopt(l->s.easy, CURLOPT_TIMEOUT_MS, l->timeout_ms);
+    l->s.set_timeout_ms = l->timeout_ms;
+  }
+  if (l->s.set_connect_ms != connect_ms) {
+    curl_easy_setopt(l->s.easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    l->s.set_connect_ms = connect_ms;
+  }
 out:
   return st;
 }
 
-/* Start the prepared transfer on multi handle m. */
+/* Start the prepared transfer on multi handle m. Its start time only
+ * feeds a stream's limits and the hedge delay (a transfer of a pair has
+ * cb.race set): a lone buffered transfer does not read the clock. */
 static llmr_status leg_start(leg *l, CURLM *m) {
   CURLMcode mc;
-  l->cb.start_ms = l->cb.last_ms = llmr__now_ms();
+  if (l->cb.sink || l->cb.race)
+    l->cb.start_ms = l->cb.last_ms = llmr__now_ms();
   l->x->started = 1;
   if ((mc = curl_multi_add_handle(m, l->s.easy)) != CURLM_OK) {
     l->mc = mc;
@@ -777,7 +802,6 @@ static void leg_result(llmr__transport *t, leg *l) {
       reqsize > 0)
     x->sent = 1;
   x->bytes = l->cb.total;
-  x->first_byte_ms = l->cb.first_ms;
   x->err[0] = '\0';
   if (l->cb.lost) {
     x->st = LLMR_E_ABORTED;
@@ -823,7 +847,6 @@ static void xfer_reset(llmr__xfer *x) {
   x->st = LLMR_OK;
   x->err[0] = '\0';
   x->bytes = 0;
-  x->first_byte_ms = -1;
   x->started = 0;
   x->sent = 0;
   x->cancelled = 0;

@@ -332,9 +332,15 @@ struct llmr_http_request {
   char *body;
   size_t body_len;
   size_t arena_used;
+  unsigned has; /* LLMR__HAS_*: headers of these names were added */
   llmr__header inline_headers[LLMR__REQUEST_INLINE_HEADERS];
   char arena[LLMR__REQUEST_ARENA];
 };
+
+/* llmr_http_request.has: names the transport adds a line of its own for
+ * unless the request brings one (any case). */
+#define LLMR__HAS_USER_AGENT 1u
+#define LLMR__HAS_ACCEPT_ENCODING 2u
 
 #define LLMR__REPLY_INLINE_HEADERS 16
 #define LLMR__REPLY_ARENA 1024
@@ -374,6 +380,18 @@ llmr_status llmr__http_request_add_header_cat(llmr_http_request *h,
                                               const char *name,
                                               const char *prefix,
                                               const char *value);
+
+/* llmr__http_request_add_header_cat for parts of known lengths that are
+ * known to hold no CR or LF (and the name no colon): string literals of
+ * the library's own (llmr__http_request_add_lit) or a value checked once
+ * (llmr_provider.api_key_len). They are not scanned again on every call. */
+llmr_status llmr__http_request_add_header_n(llmr_http_request *h,
+                                            const char *name, size_t nlen,
+                                            const char *prefix, size_t plen,
+                                            const char *value, size_t vlen);
+#define llmr__http_request_add_lit(h, name, value)                           \
+  llmr__http_request_add_header_n((h), "" name, sizeof(name) - 1, "", 0,     \
+                                  "" value, sizeof(value) - 1)
 
 /* ---- transport (src/http_curl.c: the only file that calls libcurl) ------ */
 
@@ -416,7 +434,6 @@ typedef struct llmr__xfer {
                    * race (cancelled) */
   char err[LLMR_ERRBUF_SIZE]; /* the failure's message */
   size_t bytes;               /* body bytes received */
-  double first_byte_ms;       /* llmr__now_ms() of the first reply byte; <0 */
   int started;                /* the transfer was started */
   int sent;                   /* request bytes went out on a connection */
   int cancelled;              /* stopped because the other leg won */
@@ -446,6 +463,7 @@ struct llmr_provider {
   const llmr_provider_vt *vt;
   char *base_url; /* no trailing '/' */
   char *api_key;  /* NULL when none */
+  size_t api_key_len; /* its length when it holds no CR or LF, else 0 */
   int key_required;
   cJSON *options;    /* object of strings, or NULL */
   llmr__header *headers; /* extra static headers */

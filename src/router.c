@@ -990,10 +990,12 @@ static llmr__health_decision circuits_check(call *c, circuits *k,
                                             int only_allow, int64_t *until) {
   llmr__health *h = c->r->health;
   llmr__health_decision d;
-  int64_t t = now_ms();
-  *until = t;
+  int64_t t;
+  /* what an empty table answers, without a clock read (*until is only
+   * read on a SKIP) */
   if (!h || !c->pol.cooldown || llmr__health_idle(h))
-    return LLMR__HEALTH_ALLOW; /* what an empty table answers */
+    return LLMR__HEALTH_ALLOW;
+  *until = t = now_ms();
   circuits_keys(k);
   d = llmr__health_check_hashed(h, k->provider_key, k->provider_hash, t,
                                   until);
@@ -1614,7 +1616,7 @@ static llmr_status attempt(call *c, size_t k, leg *l, long timeout,
     use_hedge = prepare_hedge(c, k, &h, &ht);
   }
   l->t0 = llmr__now_ms();
-  l->t_wall = llmr__wall_ms();
+  l->t_wall = c->r->ledger ? llmr__wall_ms() : 0; /* for its record only */
   l->announced = 0;
   if (!use_hedge) {
     llmr__transport_run(c->r->transport, &l->x);

@@ -108,9 +108,12 @@ static int oa_plain(const llmr_request *req) {
 int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
                              const char *native_model, int stream,
                              llmr__buf *out, llmr_response *resp) {
+  /* the first letter spares most hosts a strcmp */
   const char *dialect = p->dialect;
-  const int openai = dialect && strcmp(dialect, "openai") == 0;
-  const int mistral = dialect && strcmp(dialect, "mistral") == 0;
+  const int openai =
+      dialect && dialect[0] == 'o' && strcmp(dialect, "openai") == 0;
+  const int mistral =
+      dialect && dialect[0] == 'm' && strcmp(dialect, "mistral") == 0;
   size_t i;
 
   if (!oa_plain(req))
@@ -128,9 +131,10 @@ int llmr__openai_body_direct(const llmr_provider *p, const llmr_request *req,
     return -1;
   for (i = 0; i < req->n_messages; i++) {
     const llmr__message *m = &req->messages[i];
-    if ((i && PUT(",")) || PUT("{\"role\":") ||
-        llmr__buf_cjson_str(out, llmr__role_name(m->role)) ||
-        PUT(",\"content\":") ||
+    /* role names are lowercase words: nothing to escape */
+    const char *role = llmr__role_name(m->role);
+    if ((i && PUT(",")) || PUT("{\"role\":\"") ||
+        llmr__buf_put(out, role, strlen(role)) || PUT("\",\"content\":") ||
         (m->content ? llmr__buf_cjson_str(out, m->content) : PUT("null")) ||
         (m->name && (PUT(",\"name\":") || llmr__buf_cjson_str(out, m->name))) ||
         (m->tool_call_id && (PUT(",\"tool_call_id\":") ||
@@ -205,16 +209,24 @@ static llmr_status openai_build(const llmr_provider *p,
   if ((st = llmr_http_request_set_url(http, p->chat_url)) != LLMR_OK ||
       (st = llmr_http_request_set_body(http, body.data, body.len)) !=
           LLMR_OK ||
-      (st = llmr_http_request_add_header(http, "Content-Type",
-                                         "application/json")) != LLMR_OK ||
-      (st = llmr_http_request_add_header(
-           http, "Accept", stream ? "text/event-stream" : "application/json")) !=
+      (st = llmr__http_request_add_lit(http, "Content-Type",
+                                       "application/json")) != LLMR_OK ||
+      (st = stream ? llmr__http_request_add_lit(http, "Accept",
+                                                "text/event-stream")
+                   : llmr__http_request_add_lit(http, "Accept",
+                                                "application/json")) !=
           LLMR_OK)
     goto out;
-  /* "Bearer <key>" is put together in secret memory (src/secret.c) */
-  if (llmr_provider_api_key(p) &&
-      (st = llmr__http_request_add_header_cat(http, "Authorization", "Bearer ",
-                                              llmr_provider_api_key(p))) !=
+  /* "Bearer <key>" is put together in secret memory (src/secret.c); a key
+   * with CR or LF (api_key_len 0) is refused there */
+  if (p->api_key &&
+      (st = p->api_key_len
+                ? llmr__http_request_add_header_n(
+                      http, "Authorization", sizeof("Authorization") - 1,
+                      "Bearer ", sizeof("Bearer ") - 1, p->api_key,
+                      p->api_key_len)
+                : llmr__http_request_add_header_cat(http, "Authorization",
+                                                    "Bearer ", p->api_key)) !=
           LLMR_OK)
     goto out;
   /* OpenRouter's optional app attribution headers */

@@ -227,6 +227,10 @@ llmr_status llmr__provider_new(const char *name, const llmr_provider_vt *vt,
     goto fail;
   if (key && *key && !(p->api_key = llmr__secret_strdup(key)))
     goto fail;
+  /* a key with CR or LF is refused by every call that sends it
+   * (llmr_http_request_add_header); a clean one is not checked again */
+  if (p->api_key && !strpbrk(p->api_key, "\r\n"))
+    p->api_key_len = strlen(p->api_key);
 
   if ((v = cJSON_GetObjectItemCaseSensitive(conf, "options"))) {
     const cJSON *o;

@@ -890,11 +890,14 @@ static void test_key_never_in_output(void **state) {
 
 
 /* The User-Agent: the router's "user_agent", sent once; a provider's own
- * User-Agent header replaces it (never both); the same over the pooled,
- * reused connection as on the first call. */
+ * User-Agent header replaces it (never both), and so does an own
+ * Accept-Encoding the library's, whatever the names' case; the same over
+ * the pooled, reused connection as on the first call, the providers
+ * taking turns on it. */
 static void test_user_agent(void **state) {
-  const char *oa[] = {"openai/gpt-4o-mini"}, *own[] = {"mine/gpt-4o-mini"};
-  char conf[1024];
+  const char *oa[] = {"openai/gpt-4o-mini"}, *own[] = {"mine/gpt-4o-mini"},
+             *low[] = {"low/gpt-4o-mini"};
+  char conf[1024], *ae;
   llmr_router *r = NULL;
   llmr_response *resp;
   cJSON *got;
@@ -905,21 +908,39 @@ static void test_user_agent(void **state) {
            "\"providers\":{\"openai\":{\"base_url\":\"%s/v1\","
            "\"api_key\":\"sk-test-0000\"},\"mine\":{\"adapter\":"
            "\"openai\",\"base_url\":\"%s/v1\",\"api_key\":"
-           "\"sk-test-0000\",\"headers\":{\"User-Agent\":\"own/3\"}}}}",
-           E.base, E.base);
+           "\"sk-test-0000\",\"headers\":{\"User-Agent\":\"own/3\"}},"
+           "\"low\":{\"adapter\":\"openai\",\"base_url\":\"%s/v1\","
+           "\"api_key\":\"sk-test-0000\",\"headers\":{\"user-AGENT\":"
+           "\"low/1\",\"ACCEPT-encoding\":\"identity\"}}}}",
+           E.base, E.base, E.base);
   assert_int_equal(llmr_router_new(conf, &r), LLMR_OK);
+  resp = call(r, oa, 1, LLMR_OK);
+  got = emu_request(&E, -1);
+  assert_non_null(hdr(got, "accept-encoding"));
+  ae = strdup(hdr(got, "accept-encoding"));
+  cJSON_Delete(got);
+  llmr_response_free(resp);
   for (i = 0; i < 2; i++) {
     resp = call(r, oa, 1, LLMR_OK);
     got = emu_request(&E, -1);
     assert_string_equal(hdr(got, "user-agent"), "agent-x/1.2");
+    assert_string_equal(hdr(got, "accept-encoding"), ae);
     cJSON_Delete(got);
     llmr_response_free(resp);
     resp = call(r, own, 1, LLMR_OK);
     got = emu_request(&E, -1);
     assert_string_equal(hdr(got, "user-agent"), "own/3");
+    assert_string_equal(hdr(got, "accept-encoding"), ae);
+    cJSON_Delete(got);
+    llmr_response_free(resp);
+    resp = call(r, low, 1, LLMR_OK);
+    got = emu_request(&E, -1);
+    assert_string_equal(hdr(got, "user-agent"), "low/1");
+    assert_string_equal(hdr(got, "accept-encoding"), "identity");
     cJSON_Delete(got);
     llmr_response_free(resp);
   }
+  free(ae);
   llmr_router_free(r);
 }
 

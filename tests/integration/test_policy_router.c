@@ -217,6 +217,49 @@ static void test_row_timeout(void **state) {
   llmr_router_free(r);
 }
 
+/* Per-call attempt timeouts one after the other on the same pooled
+ * handle (the transport sets a limit again only when it changed): long
+ * enough, too short, long enough again; the same for a body that grows
+ * and shrinks between calls. */
+static void test_row_timeout_per_call(void **state) {
+  const char *slugs[] = {"openai/t-slow"};
+  static const char *const pols[] = {"{\"attempt_timeout_ms\": 3000}",
+                                     "{\"attempt_timeout_ms\": 150}",
+                                     "{\"attempt_timeout_ms\": 3000}"};
+  static const char *const texts[] = {"hello", "a longer message, this one",
+                                      "hi"};
+  llmr_router *r = router_with("\"policy\": {\"retries\": 0, "
+                               "\"cooldown\": false}");
+  llmr_response *resp;
+  int i;
+  (void)state;
+  for (i = 0; i < 3; i++) {
+    llmr_request *req;
+    llmr_status st;
+    const cJSON *got;
+    cJSON *log;
+    steps("t-slow", "{\"kind\":\"ok\",\"delay_ms\":500}");
+    assert_int_equal(llmr_request_new(&req), LLMR_OK);
+    assert_int_equal(
+        llmr_request_add_message(req, LLMR_ROLE_USER, texts[i]), LLMR_OK);
+    assert_int_equal(llmr_request_set_policy(req, pols[i]), LLMR_OK);
+    st = llmr_complete(r, slugs, 1, req, &resp);
+    llmr_request_free(req);
+    assert_int_equal(st, i == 1 ? LLMR_E_TIMEOUT : LLMR_OK);
+    log = emu_request(&E, -1);
+    got = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(log, "body"), "messages"),
+        0);
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(got, "content")),
+        texts[i]);
+    cJSON_Delete(log);
+    llmr_response_free(resp);
+  }
+  llmr_router_free(r);
+}
+
 /* 408, 409 and every 5xx: the same slug is retried, and answers */
 static void test_row_retried_statuses(void **state) {
   static const struct {
@@ -1161,6 +1204,7 @@ int main(void) {
       cmocka_unit_test_setup(test_row_connect, reset),
       cmocka_unit_test_setup(test_row_tls, reset),
       cmocka_unit_test_setup(test_row_timeout, reset),
+      cmocka_unit_test_setup(test_row_timeout_per_call, reset),
       cmocka_unit_test_setup(test_row_retried_statuses, reset),
       cmocka_unit_test_setup(test_row_5xx_default_moves_on, reset),
       cmocka_unit_test_setup(test_row_overloaded, reset),

@@ -61,6 +61,63 @@ static void test_build_stream_request(void **state) {
   llmr__provider_free(m);
 }
 
+/* The headers of a built request: the two fixed ones, then
+ * "Authorization: Bearer <key>" in secret memory (its block's tag byte);
+ * a key holding CR or LF is refused on every build, as the header checks
+ * refuse it; no key, no Authorization. */
+static void test_build_headers(void **state) {
+  static const char *const bad[] = {"{\"api_key\":\"sk-1\\r\\nX-A: b\"}",
+                                    "{\"api_key\":\"\\nsk\"}",
+                                    "{\"api_key\":\"sk\\r\"}"};
+  llmr_provider *p = provider("openai", "{\"api_key\":\"sk-1\"}");
+  llmr_provider *none = provider("ollama", NULL);
+  llmr_request *req;
+  llmr_response *resp = llmr__response_new();
+  llmr_http_request http;
+  size_t i;
+  int stream, round;
+  (void)state;
+  assert_int_equal(llmr_request_new(&req), LLMR_OK);
+  assert_int_equal(llmr_request_add_message(req, LLMR_ROLE_USER, "hi"),
+                   LLMR_OK);
+  llmr__http_request_init(&http);
+  for (stream = 0; stream <= 1; stream++)
+    for (round = 0; round < 2; round++) {
+      assert_int_equal(
+          p->vt->build_request(p, req, "gpt-4o", stream, &http, resp),
+          LLMR_OK);
+      assert_int_equal(http.n_headers, 3);
+      assert_string_equal(http.headers[0].name, "Content-Type");
+      assert_string_equal(http.headers[0].value, "application/json");
+      assert_int_equal(http.headers[0].name[-1], 0);
+      assert_string_equal(http.headers[1].name, "Accept");
+      assert_string_equal(http.headers[1].value,
+                          stream ? "text/event-stream" : "application/json");
+      assert_string_equal(http.headers[2].name, "Authorization");
+      assert_string_equal(http.headers[2].value, "Bearer sk-1");
+      assert_int_equal(http.headers[2].name[-1], 1); /* secret memory */
+      llmr__http_request_clear(&http);
+    }
+  assert_int_equal(
+      none->vt->build_request(none, req, "llama3", 0, &http, resp), LLMR_OK);
+  assert_int_equal(http.n_headers, 2);
+  assert_null(strstr(http.headers[1].name, "Authorization"));
+  llmr__http_request_clear(&http);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    llmr_provider *b = provider("openai", bad[i]);
+    for (round = 0; round < 2; round++) {
+      assert_int_equal(b->vt->build_request(b, req, "gpt-4o", 0, &http, resp),
+                       LLMR_E_INVAL);
+      llmr__http_request_clear(&http);
+    }
+    llmr__provider_free(b);
+  }
+  llmr_request_free(req);
+  llmr_response_free(resp);
+  llmr__provider_free(p);
+  llmr__provider_free(none);
+}
+
 static void test_parse_bodies(void **state) {
   llmr_provider *p = provider("openrouter", NULL);
   llmr_http_response h;
@@ -168,6 +225,36 @@ static void test_reply_headers(void **state) {
   }
 }
 
+/* Reply header names are stored lowercased (A-Z only: every other byte,
+ * those above 0x7f included, as it came), whatever their length (the
+ * copy goes by 8 bytes with a byte loop under 8); values as they came. */
+static void test_reply_header_names(void **state) {
+  static const char alphabet[] = "AZaz@[`{09-_\xc1\xdaQ\x80\xffM";
+  llmr_http_response h;
+  char line[128], want[64];
+  size_t n, i, k;
+  (void)state;
+  for (n = 1; n <= 40; n++) {
+    llmr__http_response_init(&h);
+    for (k = 0; k < sizeof(alphabet) - 1; k++) {
+      for (i = 0; i < n; i++) {
+        unsigned char c =
+            (unsigned char)alphabet[(i + k) % (sizeof(alphabet) - 1)];
+        line[i] = (char)c;
+        want[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      }
+      want[n] = '\0';
+      memcpy(line + n, ": Va L\r\n", 9);
+      assert_int_equal(llmr__http_response_add_header(&h, line, n + 8),
+                       LLMR_OK);
+      assert_int_equal(h.n_headers, k + 1);
+      assert_memory_equal(h.headers[k].name, want, n + 1);
+      assert_string_equal(h.headers[k].value, "Va L");
+    }
+    llmr__http_response_clear(&h);
+  }
+}
+
 /* Request parts: the URL, a short body and plain headers in the request's
  * own arena, longer ones and more than 8 headers on the heap, credentials
  * in secret memory; setting the URL and body again replaces them; clear
@@ -217,11 +304,66 @@ static void test_request_parts(void **state) {
   }
 }
 
+/* What a request refuses: a header name that is empty or holds a colon,
+ * CR or LF, a value or a value prefix with CR or LF (wherever it is), a
+ * URL with CR or LF, NULLs; each leaves the request as it was. */
+static void test_request_refusals(void **state) {
+  static const char *const bad_names[] = {"",     ":",    "X:y",  "X\r",
+                                          "\nX", "X\ry", "X-Y:", "A\nB"};
+  static const char *const bad_values[] = {"\r", "\n", "a\r\nb", "ab\n",
+                                           "\rab"};
+  llmr_http_request h;
+  size_t i;
+  (void)state;
+  llmr__http_request_init(&h);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://a.example/v1"),
+                   LLMR_OK);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://b\r\nX: y"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_set_url(&h, "https://b/\n"),
+                   LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_set_url(&h, NULL), LLMR_E_INVAL);
+  assert_string_equal(h.url, "https://a.example/v1");
+  for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+    assert_int_equal(llmr_http_request_add_header(&h, bad_names[i], "v"),
+                     LLMR_E_INVAL);
+  for (i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+    assert_int_equal(llmr_http_request_add_header(&h, "X-A", bad_values[i]),
+                     LLMR_E_INVAL);
+    assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                       "Bearer ",
+                                                       bad_values[i]),
+                     LLMR_E_INVAL);
+    assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                       bad_values[i], "k"),
+                     LLMR_E_INVAL);
+  }
+  assert_int_equal(llmr_http_request_add_header(&h, NULL, "v"), LLMR_E_INVAL);
+  assert_int_equal(llmr_http_request_add_header(&h, "X-A", NULL),
+                   LLMR_E_INVAL);
+  assert_int_equal(h.n_headers, 0);
+  /* a value may hold a colon, and be empty; the name keeps its case */
+  assert_int_equal(llmr_http_request_add_header(&h, "X-Colon", "a:b: c"),
+                   LLMR_OK);
+  assert_int_equal(llmr__http_request_add_header_cat(&h, "Authorization",
+                                                     NULL, ""),
+                   LLMR_OK);
+  assert_int_equal(h.n_headers, 2);
+  assert_string_equal(h.headers[0].name, "X-Colon");
+  assert_string_equal(h.headers[0].value, "a:b: c");
+  assert_string_equal(h.headers[1].name, "Authorization");
+  assert_string_equal(h.headers[1].value, "");
+  llmr__http_request_clear(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reply_headers),
+      cmocka_unit_test(test_reply_header_names),
       cmocka_unit_test(test_request_parts),
+      cmocka_unit_test(test_request_refusals),
       cmocka_unit_test(test_build_stream_request),
+      cmocka_unit_test(test_build_headers),
       cmocka_unit_test(test_parse_bodies),
       cmocka_unit_test(test_classify_non_json),
   };
