@@ -100,8 +100,10 @@ int llmr__js_skip(llmr__jcur *c, int max_depth);
  * name, still escaped when key->esc) or element (key NULL), with c->p at
  * the value, which each must consume. A nonzero return from each stops
  * the walk and is returned (use codes other than -1 and -2 to tell them
- * apart); else 0 with c->p past the closing bracket. The one member loop
- * of the scanner's readers. */
+ * apart); else 0 with c->p past the closing bracket. The ledger reads
+ * arrays with it and llmr__js_skip skips containers with it; the OpenAI
+ * answer reader has its own member loop (a cursor kept in registers, no
+ * callback per member) and hands everything else to these readers. */
 typedef int (*llmr__js_each)(llmr__jcur *c, const llmr__span *key,
                              void *user);
 int llmr__js_walk(llmr__jcur *c, llmr__js_each each, void *user);
