@@ -450,6 +450,19 @@ static inline const char *oa_past(const char *p, const char *e, char ch) {
   return p < e && *p == ch ? p + 1 : NULL;
 }
 
+/* After a member or an element: past the ',' and the white space after
+ * it (*more = 1), or past the closing bracket (*more = 0); NULL for
+ * anything else. */
+static inline const char *oa_after(const char *p, const char *e, char close,
+                                   int *more) {
+  p = oa_ws(p, e);
+  if (p >= e)
+    return NULL;
+  if ((*more = *p == ','))
+    return oa_ws(p + 1, e);
+  return *p == close ? p + 1 : NULL;
+}
+
 /* p at '"': past the string, its contents into *sp when sp is given.
  * Plain text is scanned inline; a string with a backslash or a control
  * byte goes to llmr__js_string, which checks every escape. */
@@ -557,12 +570,9 @@ static const char *oa_choices(const char *p, const char *e, oa_answer *a) {
   if (p >= e || *p != '{' || !(p = oa_object(p, e, a, O_CHOICE)))
     return NULL;
   for (;;) {
-    p = oa_ws(p, e);
-    if (p >= e)
-      return NULL;
-    if (*p != ',')
-      return *p == ']' ? p + 1 : NULL;
-    p = oa_ws(p + 1, e);
+    int more;
+    if (!(p = oa_after(p, e, ']', &more)) || !more)
+      return p;
     if (p >= e || !(p = oa_skip_value(p, e)))
       return NULL;
   }
@@ -669,6 +679,7 @@ static const char *oa_object(const char *p, const char *e, oa_answer *a,
     return p + 1;
   for (;;) {
     const char *k;
+    int more;
     if (p >= e || *p != '"')
       return NULL;
     k = p + 1;
@@ -683,12 +694,8 @@ static const char *oa_object(const char *p, const char *e, oa_answer *a,
       if (p >= e || !(p = oa_member(p, e, a, obj, k, n)))
         return NULL;
     }
-    p = oa_ws(p, e);
-    if (p >= e)
-      return NULL;
-    if (*p != ',')
-      return *p == '}' ? p + 1 : NULL;
-    p = oa_ws(p + 1, e);
+    if (!(p = oa_after(p, e, '}', &more)) || !more)
+      return p;
   }
 }
 

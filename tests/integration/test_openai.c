@@ -894,6 +894,16 @@ static void test_key_never_in_output(void **state) {
  * Accept-Encoding the library's, whatever the names' case; the same over
  * the pooled, reused connection as on the first call, the providers
  * taking turns on it. */
+static void expect_agent(llmr_router *r, const char **slug, const char *ua,
+                         const char *ae) {
+  llmr_response *resp = call(r, slug, 1, LLMR_OK);
+  cJSON *got = emu_request(&E, -1);
+  assert_string_equal(hdr(got, "user-agent"), ua);
+  assert_string_equal(hdr(got, "accept-encoding"), ae);
+  cJSON_Delete(got);
+  llmr_response_free(resp);
+}
+
 static void test_user_agent(void **state) {
   const char *oa[] = {"openai/gpt-4o-mini"}, *own[] = {"mine/gpt-4o-mini"},
              *low[] = {"low/gpt-4o-mini"};
@@ -921,24 +931,9 @@ static void test_user_agent(void **state) {
   cJSON_Delete(got);
   llmr_response_free(resp);
   for (i = 0; i < 2; i++) {
-    resp = call(r, oa, 1, LLMR_OK);
-    got = emu_request(&E, -1);
-    assert_string_equal(hdr(got, "user-agent"), "agent-x/1.2");
-    assert_string_equal(hdr(got, "accept-encoding"), ae);
-    cJSON_Delete(got);
-    llmr_response_free(resp);
-    resp = call(r, own, 1, LLMR_OK);
-    got = emu_request(&E, -1);
-    assert_string_equal(hdr(got, "user-agent"), "own/3");
-    assert_string_equal(hdr(got, "accept-encoding"), ae);
-    cJSON_Delete(got);
-    llmr_response_free(resp);
-    resp = call(r, low, 1, LLMR_OK);
-    got = emu_request(&E, -1);
-    assert_string_equal(hdr(got, "user-agent"), "low/1");
-    assert_string_equal(hdr(got, "accept-encoding"), "identity");
-    cJSON_Delete(got);
-    llmr_response_free(resp);
+    expect_agent(r, oa, "agent-x/1.2", ae);
+    expect_agent(r, own, "own/3", ae);
+    expect_agent(r, low, "low/1", "identity");
   }
   free(ae);
   llmr_router_free(r);
