@@ -14,22 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-/* n bytes from a struct's inline arena while they fit, else the heap
- * (NULL when out of memory). */
-static char *arena_take(char *arena, size_t cap, size_t *used, size_t n) {
-  char *b;
-  if (n <= cap - *used) {
-    b = arena + *used;
-    *used += n;
-    return b;
-  }
-  return llmr__malloc(n);
-}
-
-static int in_range(const char *arena, size_t cap, const void *p) {
-  return (uintptr_t)p >= (uintptr_t)arena &&
-         (uintptr_t)p < (uintptr_t)(arena + cap);
-}
+/* A block from an exchange object's arena (llmr__arena_take), and whether
+ * a block is in it. */
+#define TAKE(h, n) llmr__arena_take((h)->arena, sizeof((h)->arena), \
+                                    &(h)->arena_used, (n))
+#define IN_ARENA(h, p) llmr__in_arena((h)->arena, sizeof((h)->arena), (p))
 
 /* header_slot when the array is not set up or full. */
 static llmr__header *header_slot_grow(llmr__header **arr, size_t n,
@@ -70,8 +59,7 @@ static char *header_block(llmr_http_request *h, llmr__header *hd,
   if (vlen > SIZE_MAX - 3 || plen > SIZE_MAX - 3 - vlen ||
       nlen > SIZE_MAX - 3 - vlen - plen ||
       !(b = secret ? llmr__secret_alloc(nlen + plen + vlen + 3)
-                   : arena_take(h->arena, sizeof(h->arena), &h->arena_used,
-                                nlen + plen + vlen + 3)))
+                   : TAKE(h, nlen + plen + vlen + 3)))
     return NULL;
   b[0] = (char)(secret != 0);
   memcpy(b + 1, name, nlen);
@@ -129,8 +117,7 @@ static char *reply_header_block(llmr_http_response *h, llmr__header *hd,
                                 const char *value, size_t vlen) {
   char *b;
   if (nlen > SIZE_MAX - 2 - vlen ||
-      !(b = arena_take(h->arena, sizeof(h->arena), &h->arena_used,
-                       nlen + vlen + 2)))
+      !(b = TAKE(h, nlen + vlen + 2)))
     return NULL;
   lower_copy(b, name, nlen);
   b[nlen] = '\0';
@@ -192,7 +179,7 @@ static void headers_free(llmr_http_request *h) {
     char *b = h->headers[i].name - 1; /* the tag byte */
     if (*b) {
       llmr__secret_free(b);
-    } else if (!in_range(h->arena, sizeof(h->arena), b)) {
+    } else if (!IN_ARENA(h, b)) {
       llmr__wipe(h->headers[i].value, strlen(h->headers[i].value));
       llmr__free(b);
     }
@@ -202,10 +189,10 @@ static void headers_free(llmr_http_request *h) {
 }
 
 void llmr__http_request_clear(llmr_http_request *h) {
-  if (!in_range(h->arena, sizeof(h->arena), h->url))
+  if (!IN_ARENA(h, h->url))
     llmr__free(h->url);
   headers_free(h);
-  if (!in_range(h->arena, sizeof(h->arena), h->body))
+  if (!IN_ARENA(h, h->body))
     llmr__free(h->body);
   llmr__wipe(h->arena, h->arena_used);
   llmr__http_request_init(h);
@@ -223,7 +210,7 @@ void llmr__http_response_clear(llmr_http_response *h) {
    * with the memset below */
   for (i = 0; i < h->n_headers; i++) {
     llmr__wipe(h->headers[i].value, strlen(h->headers[i].value));
-    if (!in_range(h->arena, sizeof(h->arena), h->headers[i].name))
+    if (!IN_ARENA(h, h->headers[i].name))
       llmr__free(h->headers[i].name);
   }
   if (h->headers != h->inline_headers)
@@ -252,10 +239,10 @@ LLMR_API llmr_status llmr_http_request_set_url(llmr_http_request *h,
   size_t n;
   if (!h || !url || (n = len_without(url, "\r\n")) == SIZE_MAX)
     return LLMR_E_INVAL;
-  if (!(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used, n + 1)))
+  if (!(d = TAKE(h, n + 1)))
     return LLMR_E_NOMEM;
   memcpy(d, url, n + 1);
-  if (!in_range(h->arena, sizeof(h->arena), h->url))
+  if (!IN_ARENA(h, h->url))
     llmr__free(h->url);
   h->url = d;
   return LLMR_OK;
@@ -313,12 +300,12 @@ LLMR_API llmr_status llmr_http_request_set_body(llmr_http_request *h,
   if (!h || (!body && len))
     return LLMR_E_INVAL;
   if (len == SIZE_MAX ||
-      !(d = arena_take(h->arena, sizeof(h->arena), &h->arena_used, len + 1)))
+      !(d = TAKE(h, len + 1)))
     return LLMR_E_NOMEM;
   if (len)
     memcpy(d, body, len);
   d[len] = '\0';
-  if (!in_range(h->arena, sizeof(h->arena), h->body))
+  if (!IN_ARENA(h, h->body))
     llmr__free(h->body);
   h->body = d;
   h->body_len = len;

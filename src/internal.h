@@ -75,6 +75,27 @@ static inline int llmr__grow_inline(void **arr, size_t *cap, size_t n,
   return n < *cap ? 0 : llmr__grow_inline_full(arr, cap, n, size, inl);
 }
 
+/* The inline arenas of the HTTP exchange objects and of the response: n
+ * bytes from a struct's arena (cap bytes, *used taken) while they fit,
+ * else the heap (NULL when out of memory). Nothing in an arena is freed
+ * on its own; free a block only when it is not in the arena. */
+static inline char *llmr__arena_take(char *arena, size_t cap, size_t *used,
+                                     size_t n) {
+  char *b;
+  if (n <= cap - *used) {
+    b = arena + *used;
+    *used += n;
+    return b;
+  }
+  return llmr__malloc(n);
+}
+
+static inline int llmr__in_arena(const char *arena, size_t cap,
+                                 const void *p) {
+  return (uintptr_t)p >= (uintptr_t)arena &&
+         (uintptr_t)p < (uintptr_t)(arena + cap);
+}
+
 /* ---- growable byte buffer ----------------------------------------------- */
 
 typedef struct llmr__buf {
@@ -432,11 +453,13 @@ typedef struct llmr__xfer {
                    * LLMR_E_TIMEOUT, LLMR_E_TLS, LLMR_E_TOO_LARGE...), or
                    * LLMR_E_ABORTED when the sink stopped it or it lost a
                    * race (cancelled) */
-  char err[LLMR_ERRBUF_SIZE]; /* the failure's message */
-  size_t bytes;               /* body bytes received */
-  int started;                /* the transfer was started */
-  int sent;                   /* request bytes went out on a connection */
-  int cancelled;              /* stopped because the other leg won */
+  size_t bytes;   /* body bytes received */
+  int started;    /* the transfer was started */
+  int sent;       /* request bytes went out on a connection */
+  int cancelled;  /* stopped because the other leg won */
+  /* the failure's message; last, so that a setter may zero everything up
+   * to its first byte only (router.c, leg_build) */
+  char err[LLMR_ERRBUF_SIZE];
 } llmr__xfer;
 
 /* Perform one exchange; returns x->st. resp->status is set whenever a

@@ -42,11 +42,18 @@ typedef struct llmr__jcur {
   const char *p, *e; /* position, end of the text */
 } llmr__jcur;
 
-/* Skips JSON whitespace (space, tab, CR, LF). */
+/* Past the JSON white space (space, tab, CR, LF) at p, up to e; a byte
+ * above ' ' ends it with one compare. */
+static inline const char *llmr__js_ws_at(const char *p, const char *e) {
+  while (p < e && (unsigned char)*p <= ' ' &&
+         (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  return p;
+}
+
+/* Skips JSON whitespace at the cursor. */
 static inline void llmr__js_ws(llmr__jcur *c) {
-  while (c->p < c->e &&
-         (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
-    c->p++;
+  c->p = llmr__js_ws_at(c->p, c->e);
 }
 /* The bytes that end a run of plain string text: '"', '\\' and the
  * control characters (1 for those, 0 for the rest). */

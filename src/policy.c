@@ -330,19 +330,8 @@ static int64_t reset_wait_ms(const char *v, int64_t now_rt) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* Whether s starts with lower (lowercase), ASCII case-insensitively: an
- * inline loop, as most names differ within the first few bytes and a
- * strncasecmp call costs ~45 Ir. */
-static int starts_ci(const char *s, const char *lower) {
-  for (; *lower; s++, lower++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch >= 'A' && ch <= 'Z')
-      ch = (unsigned char)(ch + ('a' - 'A'));
-    if (ch != (unsigned char)*lower)
-      return 0;
-  }
-  return 1;
-}
+/* Whether s starts with the literal lit, ASCII case-insensitively. */
+#define STARTS_CI(s, lit) llmr__strncaseeq((s), (lit), sizeof(lit) - 1)
 
 int llmr__ratelimit_headers_present(const llmr_http_response *http) {
   size_t i;
@@ -353,15 +342,15 @@ int llmr__ratelimit_headers_present(const llmr_http_response *http) {
     /* by the first letter (| 0x20 maps only 'R' and 'r' to 'r', ...) */
     switch (n[0] | 0x20) {
     case 'r':
-      if (starts_ci(n + 1, "etry-after"))
+      if (STARTS_CI(n + 1, "etry-after"))
         return 1;
       break;
     case 'x':
-      if (starts_ci(n + 1, "-ratelimit-"))
+      if (STARTS_CI(n + 1, "-ratelimit-"))
         return 1;
       break;
     case 'a':
-      if (starts_ci(n + 1, "nthropic-ratelimit-"))
+      if (STARTS_CI(n + 1, "nthropic-ratelimit-"))
         return 1;
       break;
     default:

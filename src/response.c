@@ -24,18 +24,14 @@
  * by the arena's size. */
 
 static int in_arena(const llmr_response *r, const void *p) {
-  return (uintptr_t)p >= (uintptr_t)r->arena &&
-         (uintptr_t)p < (uintptr_t)(r->arena + sizeof(r->arena));
+  return llmr__in_arena(r->arena, sizeof(r->arena), p);
 }
 
 static char *arena_strndup(llmr_response *r, const char *s, size_t n) {
-  char *d;
-  if (n < sizeof(r->arena) - r->arena_used) {
-    d = r->arena + r->arena_used;
-    r->arena_used += n + 1;
-  } else if (!(d = llmr__malloc(n + 1))) {
+  char *d = llmr__arena_take(r->arena, sizeof(r->arena), &r->arena_used,
+                             n + 1);
+  if (!d)
     return NULL;
-  }
   memcpy(d, s, n);
   d[n] = '\0';
   return d;

@@ -1289,8 +1289,6 @@ static llmr_status leg_build(leg *l) {
   /* all of x but its 256-byte message, which is read only when its first
    * byte says there is one */
   memset(&l->x, 0, offsetof(llmr__xfer, err) + 1);
-  memset((char *)&l->x + offsetof(llmr__xfer, err) + sizeof(l->x.err), 0,
-         sizeof(l->x) - offsetof(llmr__xfer, err) - sizeof(l->x.err));
   l->x.req = &l->http;
   l->x.resp = &l->reply;
   l->x.sink = l->streaming ? leg_body : NULL;

@@ -434,19 +434,12 @@ enum {
 /* The objects the reader reads member by member. */
 enum { O_ROOT, O_CHOICE, O_MESSAGE, O_USAGE, O_PDETAILS, O_CDETAILS };
 
-static inline const char *oa_ws(const char *p, const char *e) {
-  while (p < e && (unsigned char)*p <= ' ' &&
-         (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-    p++;
-  return p;
-}
-
 /* Past ch after optional white space, or NULL: the byte right at p is
  * tried first (compact JSON has no space). */
 static inline const char *oa_past(const char *p, const char *e, char ch) {
   if (p < e && *p == ch)
     return p + 1;
-  p = oa_ws(p, e);
+  p = llmr__js_ws_at(p, e);
   return p < e && *p == ch ? p + 1 : NULL;
 }
 
@@ -455,11 +448,11 @@ static inline const char *oa_past(const char *p, const char *e, char ch) {
  * anything else. */
 static inline const char *oa_after(const char *p, const char *e, char close,
                                    int *more) {
-  p = oa_ws(p, e);
+  p = llmr__js_ws_at(p, e);
   if (p >= e)
     return NULL;
   if ((*more = *p == ','))
-    return oa_ws(p + 1, e);
+    return llmr__js_ws_at(p + 1, e);
   return *p == close ? p + 1 : NULL;
 }
 
@@ -564,7 +557,7 @@ static const char *oa_tok(const char *p, const char *e, oa_answer *a,
 static const char *oa_choices(const char *p, const char *e, oa_answer *a) {
   if (*p != '[')
     return NULL;
-  p = oa_ws(p + 1, e);
+  p = llmr__js_ws_at(p + 1, e);
   if (p < e && *p == ']')
     return p + 1;
   if (p >= e || *p != '{' || !(p = oa_object(p, e, a, O_CHOICE)))
@@ -638,7 +631,7 @@ static const char *oa_member(const char *p, const char *e, oa_answer *a,
       if (*p != '[')
         return oa_skip_value(p, e);
       /* an empty list is no calls; calls go through the tree path */
-      p = oa_ws(p + 1, e);
+      p = llmr__js_ws_at(p + 1, e);
       return p < e && *p == ']' ? p + 1 : NULL;
     }
     break;
@@ -674,7 +667,7 @@ static const char *oa_member(const char *p, const char *e, oa_answer *a,
  * escapes declines (the tree path compares it unescaped). */
 static const char *oa_object(const char *p, const char *e, oa_answer *a,
                              int obj) {
-  p = oa_ws(p + 1, e);
+  p = llmr__js_ws_at(p + 1, e);
   if (p < e && *p == '}')
     return p + 1;
   for (;;) {
@@ -690,7 +683,7 @@ static const char *oa_object(const char *p, const char *e, oa_answer *a,
       size_t n = (size_t)(p - k);
       if (!(p = oa_past(p + 1, e, ':')))
         return NULL;
-      p = oa_ws(p, e);
+      p = llmr__js_ws_at(p, e);
       if (p >= e || !(p = oa_member(p, e, a, obj, k, n)))
         return NULL;
     }
@@ -705,11 +698,11 @@ static int oa_scan(const char *text, size_t len, oa_answer *a) {
   memset(a, 0, sizeof(*a));
   a->id.null = a->content.null = a->reasoning.null = 1;
   a->reasoning_content.null = a->finish.null = 1;
-  p = oa_ws(text, e);
+  p = llmr__js_ws_at(text, e);
   if (p >= e || *p != '{' || !(p = oa_object(p, e, a, O_ROOT)) ||
       !(a->seen & K_MESSAGE))
     return DECLINE;
-  return oa_ws(p, e) == e ? 0 : DECLINE;
+  return llmr__js_ws_at(p, e) == e ? 0 : DECLINE;
 }
 
 /* A short string span as a C string in buf (the setters copy it), a
